@@ -1,0 +1,42 @@
+# copier-mlops: `make demo` shows the template at work, `make test` proves it.
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast test-slow lint format example clean
+
+# uv comes from PATH, or is installed once with pip if missing.
+UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(HOME)/.local/bin/uv:
+	python3 -m pip install --quiet --user uv
+
+install: $(UV)  ## the template's development environment (.venv, from uv.lock)
+	$(UV) sync --frozen
+
+demo: install  ## render the defaults, train, serve, send one prediction, stop
+	$(RUN) python tests/harness.py demo
+
+test: install lint  ## everything: lint, render every answer set, run renderings' own tests
+	$(RUN) pytest
+
+test-fast: install  ## render-level checks only (no installs of renderings), under a minute
+	$(RUN) pytest -m "not slow"
+
+test-slow: install  ## only the tier that installs renderings and runs their tests
+	$(RUN) pytest -m slow
+
+lint: install  ## ruff on the template's own code
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: install
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+example: install  ## regenerate example_project/ from the default answers
+	$(RUN) python tests/harness.py example
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache

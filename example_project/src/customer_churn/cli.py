@@ -1,0 +1,157 @@
+"""The command line: `python -m <package> data|train|evaluate|predict|serve`."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from .errors import ProjectError
+from .settings import ENV_PREFIX, Settings
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+console = Console(stderr=True, soft_wrap=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{str(e['loc'][0]).upper()}: {e['msg']} (got {e.get('input')!r})"
+            for e in error.errors()
+        )
+        console.print(f"[red]error:[/] invalid setting: {problems}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def data(
+    rows: Annotated[int, typer.Option(min=1, help="Number of rows to generate")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same rows")] = 42,
+    output: Annotated[
+        Path | None, typer.Option(help="CSV or Parquet file (default: data_path)")
+    ] = None,
+) -> None:
+    """Generate a synthetic dataset that follows the feature contract."""
+    from .ingest import write_table
+    from .synthetic import generate
+
+    target = output or _settings().data_path
+    write_table(generate(rows, seed), target)
+    console.print(f"wrote {rows} rows to {target}")
+
+
+@app.command()
+def validate(
+    path: Annotated[
+        Path | None, typer.Argument(help="CSV or Parquet file (default: data_path)")
+    ] = None,
+    labelled: Annotated[bool, typer.Option(help="Require the target column")] = True,
+) -> None:
+    """Check a data file against the feature contract."""
+    from .ingest import load_table
+    from .validate import validate as check
+
+    path = path or _settings().data_path
+    frame = check(load_table(path), require_target=labelled)
+    console.print(f"{path}: {len(frame)} rows follow the feature contract")
+
+
+@app.command()
+def train() -> None:
+    """Train, evaluate, log to MLflow, register a version and export it for serving."""
+    from .train import train as run_training
+
+    settings = _settings()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("Starting", total=None)
+        result = run_training(
+            settings, on_step=lambda step: progress.update(task, description=step)
+        )
+    for name, value in sorted(result.metrics.items()):
+        console.print(f"  {name:<28} {value:.4f}")
+    console.print(
+        f"run {result.run_id}: registered '{settings.registered_model_name}' version "
+        f"{result.model_version}; serving export in {result.export_dir}"
+    )
+
+
+@app.command()
+def evaluate(
+    path: Annotated[
+        Path | None, typer.Argument(help="Labelled file (default: the holdout)")
+    ] = None,
+    model_uri: Annotated[str | None, typer.Option(help="Export folder or models:/ URI")] = None,
+) -> None:
+    """Score a saved model on labelled data and write metrics and plots to the reports folder."""
+    from .evaluate import evaluate_saved_model
+
+    settings = _settings()
+    metrics = evaluate_saved_model(settings, path, model_uri)
+    for name, value in metrics.items():
+        console.print(f"  {name:<20} {value:.4f}")
+    console.print(f"report written to {settings.reports_dir}")
+
+
+@app.command()
+def predict(
+    input_path: Annotated[Path, typer.Argument(help="CSV or Parquet file of records")],
+    output_path: Annotated[Path, typer.Argument(help="CSV or Parquet file to write")],
+    model_uri: Annotated[str | None, typer.Option(help="Export folder or models:/ URI")] = None,
+) -> None:
+    """Predict every row of a file; the output is written only once all rows are scored."""
+    from .predict import predict_file
+    from .register import load_model
+
+    settings = _settings()
+    model = load_model(model_uri or settings.model_source, settings)
+    with Progress(
+        TextColumn("Predicting"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} rows"),
+        console=console,
+    ) as progress:
+        task = progress.add_task("predict", total=None)
+        count = predict_file(
+            model,
+            input_path,
+            output_path,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    console.print(f"wrote {count} predictions to {output_path}")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default: settings.host)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings.port)")] = None,
+    model_uri: Annotated[str | None, typer.Option(help="Export folder or models:/ URI")] = None,
+) -> None:
+    """Serve predictions over HTTP with uvicorn."""
+    import uvicorn
+
+    from .register import load_model
+    from .serve import create_app
+
+    settings = _settings()
+    if model_uri:
+        settings = settings.model_copy(update={"model_uri": model_uri})
+    model = load_model(settings.model_source, settings)  # fail here, clearly, before binding a port
+    console.print(f"serving model {model.name} version {model.version} from {model.uri}")
+    uvicorn.run(create_app(settings, model), host=host or settings.host, port=port or settings.port)
+
+
+def main() -> None:
+    """Entry point: run a command, print project errors without a traceback."""
+    try:
+        app()
+    except ProjectError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise SystemExit(2) from None

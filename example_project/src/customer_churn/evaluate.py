@@ -1,0 +1,138 @@
+"""Holdout metrics and the plots a person looks at, written to reports/ and logged with each run."""
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # render to files: no display needed
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn import metrics as skm
+from sklearn.inspection import permutation_importance
+
+from .contract import CONTRACT
+from .features import features_of
+from .ingest import load_table, split
+from .register import load_model
+from .settings import Settings
+from .validate import validate
+
+PRIMARY_METRIC = "roc_auc"
+CV_SCORING = {"roc_auc": "roc_auc", "f1": "f1", "accuracy": "accuracy"}
+
+
+def compute_metrics(pipeline, frame: pd.DataFrame) -> dict[str, float]:
+    """Accuracy, precision, recall, F1, ROC AUC, average precision and log loss."""
+    y_true = frame[CONTRACT.target.name]
+    probability = pipeline.predict_proba(features_of(frame))[:, 1]
+    y_pred = pipeline.predict(features_of(frame))
+    return {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "precision": skm.precision_score(y_true, y_pred, zero_division=0),
+        "recall": skm.recall_score(y_true, y_pred, zero_division=0),
+        "f1": skm.f1_score(y_true, y_pred, zero_division=0),
+        "roc_auc": skm.roc_auc_score(y_true, probability),
+        "average_precision": skm.average_precision_score(y_true, probability),
+        "log_loss": skm.log_loss(y_true, probability, labels=list(CONTRACT.target.classes)),
+    }
+
+
+def _outcome_figures(pipeline, frame: pd.DataFrame) -> dict[str, Figure]:
+    y_true = frame[CONTRACT.target.name]
+    probability = pipeline.predict_proba(features_of(frame))[:, 1]
+    y_pred = pipeline.predict(features_of(frame))
+    figures = {}
+    figure, axes = plt.subplots(figsize=(5, 4.5))
+    skm.ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=axes, colorbar=False)
+    axes.set_title("Confusion matrix (holdout)")
+    figures["confusion_matrix"] = figure
+    figure, axes = plt.subplots(figsize=(5, 4.5))
+    skm.RocCurveDisplay.from_predictions(y_true, probability, ax=axes, plot_chance_level=True)
+    axes.set_title("ROC curve (holdout)")
+    figures["roc_curve"] = figure
+    figure, axes = plt.subplots(figsize=(5, 4.5))
+    skm.PrecisionRecallDisplay.from_predictions(
+        y_true, probability, ax=axes, plot_chance_level=True
+    )
+    axes.set_title("Precision-recall curve (holdout)")
+    figures["precision_recall_curve"] = figure
+    return figures
+
+
+def cv_summary(scores: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean and spread of `cross_validate` scores, with error scores turned positive."""
+    summary = {}
+    for name, scorer in CV_SCORING.items():
+        values = scores[f"test_{name}"]
+        values = -values if scorer.startswith("neg_") else values
+        summary[f"cv_{name}_mean"] = float(np.mean(values))
+        summary[f"cv_{name}_std"] = float(np.std(values))
+    return summary
+
+
+def feature_importance(pipeline, frame: pd.DataFrame, seed: int) -> pd.Series:
+    """Permutation importance on the holdout, per contract feature (not per encoded column)."""
+    result = permutation_importance(
+        pipeline,
+        features_of(frame),
+        frame[CONTRACT.target.name],
+        n_repeats=5,
+        random_state=seed,
+        scoring=CV_SCORING[PRIMARY_METRIC],
+    )
+    return pd.Series(result.importances_mean, index=CONTRACT.feature_names).sort_values()
+
+
+def make_figures(pipeline, frame: pd.DataFrame, seed: int) -> dict[str, Figure]:
+    """Outcome plots for the problem type plus a feature-importance bar chart."""
+    figures = _outcome_figures(pipeline, frame)
+    importance = feature_importance(pipeline, frame, seed)
+    figure, axes = plt.subplots(figsize=(6, 0.4 * len(importance) + 1.5))
+    importance.plot.barh(ax=axes, color="#4c72b0")
+    axes.set_xlabel(f"Drop in {PRIMARY_METRIC} when the feature is shuffled")
+    axes.set_title("Permutation feature importance (holdout)")
+    figure.tight_layout()
+    figures["feature_importance"] = figure
+    return figures
+
+
+def write_report(
+    metrics: dict[str, float], figures: dict[str, Figure], reports_dir: Path
+) -> list[Path]:
+    """Write metrics.json and one PNG per figure; return the written paths."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = reports_dir / "metrics.json"
+    temporary = metrics_path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps({k: round(float(v), 6) for k, v in metrics.items()}, indent=2))
+    temporary.replace(metrics_path)
+    paths = [metrics_path]
+    for name, figure in figures.items():
+        path = reports_dir / f"{name}.png"
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        paths.append(path)
+    return paths
+
+
+def evaluate_saved_model(
+    settings: Settings, data_path: Path | None = None, model_uri: str | None = None
+) -> dict[str, float]:
+    """Score a saved model on a labelled file and write the report.
+
+    Without a file, the holdout split of the training data is rebuilt (same seed and size),
+    so the figures match those of the training run.
+    """
+    model = load_model(model_uri or settings.model_source, settings)
+    if data_path is None:
+        _, frame = split(
+            validate(load_table(settings.data_path)), settings.test_size, settings.seed
+        )
+    else:
+        frame = validate(load_table(data_path))
+    metrics = compute_metrics(model.pipeline, frame)
+    write_report(metrics, make_figures(model.pipeline, frame, settings.seed), settings.reports_dir)
+    return metrics

@@ -1,0 +1,42 @@
+"""Preprocessing built from the feature contract, fitted and saved inside the model pipeline."""
+
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from .contract import CONTRACT
+
+
+def build_preprocessor() -> ColumnTransformer:
+    """Impute and scale numbers; impute and one-hot encode categories (unknown ones ignored)."""
+    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    categorical = make_pipeline(
+        SimpleImputer(strategy="most_frequent"),
+        OneHotEncoder(
+            categories=[
+                list(f.categories) for f in CONTRACT.features if f.name in CONTRACT.categorical
+            ],
+            handle_unknown="ignore",
+            sparse_output=False,
+        ),
+    )
+    return ColumnTransformer(
+        [
+            ("numeric", numeric, CONTRACT.numeric),
+            ("categorical", categorical, CONTRACT.categorical),
+        ],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
+
+
+def build_pipeline(estimator) -> Pipeline:
+    """The full model: contract preprocessing followed by the estimator."""
+    return Pipeline([("preprocess", build_preprocessor()), ("model", estimator)])
+
+
+def features_of(frame: pd.DataFrame) -> pd.DataFrame:
+    """The contract's feature columns, in contract order."""
+    return frame[CONTRACT.feature_names]

@@ -1,0 +1,51 @@
+"""Shared fixtures: a small dataset, settings pointing into a temporary folder, a trained model."""
+
+import os
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+import pytest
+
+from customer_churn.ingest import write_table
+from customer_churn.register import LoadedModel, load_model
+from customer_churn.settings import Settings
+from customer_churn.synthetic import generate
+from customer_churn.train import TrainResult, train
+
+
+def make_settings(folder, **overrides) -> Settings:
+    """Settings whose every path lives under `folder`, ignoring any .env file."""
+    values = {
+        "data_path": folder / "data" / "train.csv",
+        "models_dir": folder / "models",
+        "reports_dir": folder / "reports",
+        "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
+        "artifact_location": folder / "mlartifacts",
+        "cv_folds": 3,
+    }
+    return Settings(_env_file=None, **(values | overrides))
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory) -> Settings:
+    folder = tmp_path_factory.mktemp("project")
+    result = make_settings(folder)
+    write_table(generate(800, seed=7), result.data_path)
+    return result
+
+
+@pytest.fixture(scope="session")
+def trained(settings) -> TrainResult:
+    return train(settings)
+
+
+@pytest.fixture(scope="session")
+def model(trained, settings) -> LoadedModel:
+    return load_model(str(trained.export_dir), settings)
+
+
+@pytest.fixture
+def sample():
+    """A fresh, valid, labelled frame (different rows from the training data)."""
+    return generate(60, seed=11)

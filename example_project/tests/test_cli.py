@@ -1,0 +1,72 @@
+"""The command line: commands work, errors are one clear line and a non-zero exit."""
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from customer_churn.cli import app
+from customer_churn.contract import CONTRACT
+from customer_churn.ingest import load_table
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(settings, monkeypatch):
+    """Point the command line at the test folder through environment variables."""
+    for name in ("data_path", "models_dir", "reports_dir", "artifact_location"):
+        monkeypatch.setenv(f"CUSTOMER_CHURN_{name.upper()}", str(getattr(settings, name)))
+    monkeypatch.setenv("CUSTOMER_CHURN_TRACKING_URI", settings.tracking_uri)
+
+
+def test_data_then_validate(tmp_path, env):
+    target = tmp_path / "generated.parquet"
+    result = runner.invoke(app, ["data", "--rows", "25", "--seed", "3", "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    assert len(load_table(target)) == 25
+    result = runner.invoke(app, ["validate", str(target)])
+    assert result.exit_code == 0 and "25 rows follow the feature contract" in result.output
+
+
+def test_predict_command(trained, sample, tmp_path, env):
+    source = tmp_path / "in.csv"
+    sample.to_csv(source, index=False)
+    result = runner.invoke(app, ["predict", str(source), str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {len(sample)} predictions" in result.output
+
+
+def _run(*args, **env):
+    """Run the real entry point in a subprocess, as a user would."""
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "customer_churn", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ | env,
+        timeout=120,
+    )
+
+
+def test_bad_data_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"{CONTRACT.feature_names[0]}\n1\n")
+    result = _run("validate", str(bad))
+    assert result.returncode == 2
+    assert f"missing column '{CONTRACT.feature_names[1]}'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_setting_names_the_variable():
+    result = _run("validate", CUSTOMER_CHURN_CV_FOLDS="1")
+    assert result.returncode == 2
+    assert "CUSTOMER_CHURN_CV_FOLDS" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_model_is_one_clear_error(tmp_path):
+    result = _run("serve", "--model-uri", str(tmp_path / "nothing"))
+    assert result.returncode == 2
+    assert "no model at" in result.stderr and "Traceback" not in result.stderr

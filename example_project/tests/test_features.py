@@ -1,0 +1,40 @@
+"""Preprocessing from the contract: fitted on training rows only, robust to gaps and novelties."""
+
+import numpy as np
+
+from customer_churn.contract import CONTRACT
+from customer_churn.features import build_preprocessor, features_of
+from customer_churn.synthetic import generate
+from customer_churn.validate import validate
+
+
+def test_output_columns_follow_the_contract():
+    frame = validate(generate(400, seed=1))
+    preprocessor = build_preprocessor().fit(features_of(frame))
+    names = list(preprocessor.get_feature_names_out())
+    expected_width = len(CONTRACT.numeric) + sum(
+        len(f.categories) for f in CONTRACT.features if f.name in CONTRACT.categorical
+    )
+    assert len(names) == expected_width
+    assert names[: len(CONTRACT.numeric)] == CONTRACT.numeric
+
+
+def test_statistics_come_from_the_fitted_rows_only():
+    train, other = validate(generate(400, seed=1)), validate(generate(400, seed=2))
+    preprocessor = build_preprocessor().fit(features_of(train))
+    scaler = preprocessor.named_transformers_["numeric"][-1]
+    numbers = features_of(train)[CONTRACT.numeric]
+    np.testing.assert_allclose(scaler.mean_, numbers.fillna(numbers.median()).mean())
+    refit = build_preprocessor().fit(features_of(other))
+    assert not np.allclose(scaler.mean_, refit.named_transformers_["numeric"][-1].mean_)
+
+
+def test_missing_values_and_unknown_categories_are_handled():
+    frame = validate(generate(200, seed=1))
+    preprocessor = build_preprocessor().fit(features_of(frame))
+    odd = features_of(frame).head(2).copy()
+    odd.loc[:, CONTRACT.numeric] = np.nan
+    odd.loc[:, CONTRACT.categorical] = "never-seen"
+    encoded = preprocessor.transform(odd)
+    assert np.isfinite(encoded).all()
+    assert (encoded[:, len(CONTRACT.numeric) :] == 0).all(), "an unknown category encodes to zeros"

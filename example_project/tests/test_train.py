@@ -1,0 +1,50 @@
+"""Training end to end on a small dataset: metrics, MLflow run, registry version, export."""
+
+import json
+
+from mlflow import MlflowClient
+
+from customer_churn.evaluate import PRIMARY_METRIC, evaluate_saved_model
+from customer_churn.register import ALIAS
+from customer_churn.train import file_sha256
+
+
+def test_training_reports_useful_metrics(trained):
+    assert trained.metrics["test_roc_auc"] > 0.7
+    assert trained.metrics["cv_roc_auc_mean"] > 0.7
+    assert trained.metrics[f"cv_{PRIMARY_METRIC}_std"] >= 0
+
+
+def test_run_is_tracked_and_registered(trained, settings):
+    client = MlflowClient(settings.tracking_uri)
+    run = client.get_run(trained.run_id)
+    assert run.data.params["seed"] == str(settings.seed)
+    assert run.data.tags["data_sha256"] == file_sha256(settings.data_path)
+    assert run.data.metrics[f"test_{PRIMARY_METRIC}"] == trained.metrics[f"test_{PRIMARY_METRIC}"]
+    artifacts = {a.path for a in client.list_artifacts(trained.run_id, "reports")}
+    assert {"reports/metrics.json", "reports/feature_importance.png"} <= artifacts
+    version = client.get_model_version_by_alias(settings.registered_model_name, ALIAS)
+    assert str(version.version) == trained.model_version and version.run_id == trained.run_id
+
+
+def test_export_holds_model_and_metadata(trained):
+    assert (trained.export_dir / "MLmodel").is_file()
+    metadata = json.loads((trained.export_dir / "metadata.json").read_text())
+    assert metadata["run_id"] == trained.run_id and metadata["version"] == trained.model_version
+    assert "signature" in (trained.export_dir / "MLmodel").read_text()
+
+
+def test_reports_are_written(trained, settings):
+    metrics = json.loads((settings.reports_dir / "metrics.json").read_text())
+    assert metrics[f"test_{PRIMARY_METRIC}"] == round(trained.metrics[f"test_{PRIMARY_METRIC}"], 6)
+    plots = ("confusion_matrix", "roc_curve", "precision_recall_curve", "feature_importance")
+    for plot in plots:
+        assert (settings.reports_dir / f"{plot}.png").stat().st_size > 5_000
+
+
+def test_evaluate_reproduces_the_holdout_metrics(trained, settings, tmp_path):
+    rerun = settings.model_copy(update={"reports_dir": tmp_path})
+    metrics = evaluate_saved_model(rerun)
+    for name, value in metrics.items():
+        assert abs(value - trained.metrics[f"test_{name}"]) < 1e-9, name
+    assert (tmp_path / "metrics.json").is_file()

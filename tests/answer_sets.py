@@ -1,0 +1,40 @@
+"""The answer sets the template is tested with: every problem type x model family, and a
+non-default value of every other question."""
+
+ANSWER_SETS: dict[str, dict[str, str]] = {
+    "defaults": {},
+    "classification-random_forest": {
+        "model_family": "random_forest",
+        "python_version": "3.13",
+        "license": "BSD-3-Clause",
+    },
+    "classification-linear": {
+        "model_family": "linear",
+        "python_version": "3.11",
+        "license": "Proprietary",
+    },
+    "regression-hist_gradient_boosting": {"problem_type": "regression"},
+    "regression-random_forest": {
+        "problem_type": "regression",
+        "model_family": "random_forest",
+        "python_version": "3.13",
+        "license": "Apache-2.0",
+    },
+    "regression-linear": {
+        "problem_type": "regression",
+        "model_family": "linear",
+        "python_version": "3.11",
+    },
+    "custom-names": {
+        "project_name": "Fraud Radar",
+        "package_name": "fraud_radar_core",
+        "description": "Flags risky card payments before they settle.",
+        "author_name": "Risk Analytics",
+        "author_email": "risk.analytics@bank.example",
+        "copyright_year": "2024-2026",
+        "license": "Apache-2.0",
+    },
+}
+
+# Installed in a fresh environment and their own test suites run (tier 3).
+RUN_SETS = ["defaults", "regression-random_forest"]

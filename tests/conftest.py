@@ -1,0 +1,31 @@
+"""Template test fixtures: each answer set is rendered once per session, on first use."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from answer_sets import ANSWER_SETS
+from harness import read_answers, render
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory):
+    """`rendered(name)` -> the folder of that answer set's rendering (made once)."""
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            folder = tmp_path_factory.mktemp(name) / "project"
+            cache[name] = render(folder, ANSWER_SETS[name])
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def answers_of(rendered):
+    return lambda name: read_answers(rendered(name))

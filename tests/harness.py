@@ -1,0 +1,165 @@
+"""Render and run projects from this template: shared by the tests, `make demo`, `make example`.
+
+python tests/harness.py demo      render the defaults, train, serve, print one prediction
+python tests/harness.py example   regenerate example_project/ from the default answers
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "example_project"
+ANSWERS_FILE = ".copier-answers.yml"
+# Lines of the answers file that depend on where and from which commit a project was rendered.
+PROVENANCE_KEYS = ("_commit", "_src_path")
+
+# Copier commits uncommitted template changes in its clone: git needs an identity for that.
+for _key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+    os.environ.setdefault(_key, "copier-mlops tests")
+for _key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+    os.environ.setdefault(_key, "tests@copier-mlops.invalid")
+
+
+def render(destination: Path, answers: dict | None = None, **options) -> Path:
+    """Render the working tree of this repository (uncommitted changes included) with copier."""
+    from copier import run_copy
+
+    run_copy(
+        str(ROOT),
+        str(destination),
+        data=answers or {},
+        defaults=True,
+        vcs_ref="HEAD",  # HEAD of a local repository includes its uncommitted changes
+        unsafe=False,
+        quiet=True,
+        **options,
+    )
+    return destination
+
+
+def python_for(version: str) -> str | None:
+    """Path of a Python `version` interpreter that uv can use, or None if there is none here."""
+    found = subprocess.run(
+        [tool("uv"), "python", "find", "--no-python-downloads", version],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode == 0 and found.stdout.strip():
+        return found.stdout.strip()
+    pyenv_root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False)
+    if pyenv_root.returncode == 0:
+        pattern = f"{pyenv_root.stdout.strip()}/versions/{version}*/bin/python{version}"
+        candidates = sorted(glob.glob(pattern))
+        if candidates:
+            return candidates[-1]
+    return None
+
+
+def tool(name: str) -> str:
+    """A command installed next to this interpreter (the repository's .venv), else on PATH.
+
+    The .venv's uv comes first: a uv installed under pyenv is a shim that fails inside a
+    rendering, whose .python-version may name a Python pyenv does not select.
+    """
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
+
+
+def project_env(python_version: str) -> dict[str, str]:
+    """Environment for commands run inside a rendering: its own Python, a shared uv cache."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
+    env["PATH"] = f"{Path(tool('uv')).parent}{os.pathsep}{env.get('PATH', '')}"
+    interpreter = python_for(python_version)
+    if interpreter:
+        env["UV_PYTHON"] = interpreter
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", UV_NO_PROGRESS="1")
+    return env
+
+
+def read_answers(project: Path) -> dict:
+    return yaml.safe_load((project / ANSWERS_FILE).read_text())
+
+
+def regenerate_example() -> Path:
+    """Render the default answers into example_project/, keeping its copyright year."""
+    answers = {}
+    if (EXAMPLE / ANSWERS_FILE).exists():
+        answers["copyright_year"] = read_answers(EXAMPLE)["copyright_year"]
+    with tempfile.TemporaryDirectory() as scratch:
+        fresh = render(Path(scratch) / "example", answers)
+        answers_path = fresh / ANSWERS_FILE
+        # The rendering records this clone's path; point it at the template one level up instead.
+        answers_path.write_text(
+            re.sub(r"(?m)^_src_path: .*$", "_src_path: ..", answers_path.read_text())
+        )
+        shutil.rmtree(EXAMPLE, ignore_errors=True)
+        shutil.copytree(fresh, EXAMPLE)
+    return EXAMPLE
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def demo(destination: Path | None = None) -> None:
+    """Render the defaults, install, train, serve, send the README's example request, stop."""
+    destination = destination or Path(tempfile.mkdtemp(prefix="copier-mlops-demo-")) / "project"
+    print(f"==> rendering the default answers into {destination}", flush=True)
+    project = render(destination)
+    answers = read_answers(project)
+    env = project_env(answers["python_version"])
+    print("==> make train (install, validate the data, train, register, export)", flush=True)
+    subprocess.run(["make", "train"], cwd=project, env=env, check=True)
+
+    port = _free_port()
+    print(f"==> serving on http://127.0.0.1:{port}", flush=True)
+    command = ["uv", "run", "--frozen", answers["package_name"], "serve", "--port", str(port)]
+    server = subprocess.Popen(command, cwd=project, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the service did not start") from None
+                time.sleep(0.5)
+        readme = (project / "README.md").read_text()
+        payload = re.search(r"-d '(\{.*\})'", readme).group(1)
+        print(f"==> POST /predict {payload}", flush=True)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict",
+            payload.encode(),
+            {"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            print(json.dumps(json.loads(response.read()), indent=2), flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"==> done; the project is in {project}", flush=True)
+
+
+if __name__ == "__main__":
+    commands = {"demo": demo, "example": regenerate_example}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        raise SystemExit(__doc__)
+    commands[sys.argv[1]]()

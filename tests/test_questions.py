@@ -1,0 +1,76 @@
+"""copier.yml: every question is well formed, and wrong answers are refused with a clear message."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from copier import run_copy
+
+from harness import ROOT
+
+QUESTIONS = {
+    name: spec
+    for name, spec in yaml.safe_load((ROOT / "copier.yml").read_text()).items()
+    if not name.startswith("_")
+}
+ASKED = {name: spec for name, spec in QUESTIONS.items() if spec.get("when") is not False}
+
+
+@pytest.mark.parametrize("name", sorted(ASKED))
+def test_every_question_has_type_help_and_default(name):
+    spec = ASKED[name]
+    assert spec.get("type") in {"str", "bool", "int", "float", "yaml", "json"}
+    assert spec.get("help", "").strip()
+    assert "default" in spec
+
+
+def test_rendering_needs_no_trust():
+    settings = yaml.safe_load((ROOT / "copier.yml").read_text())
+    assert not {"_tasks", "_migrations", "_jinja_extensions"} & set(settings)
+
+
+def test_reserved_names_cover_the_standard_library_of_this_python():
+    reserved = set(QUESTIONS["reserved_stdlib_modules"]["default"])
+    public = {name for name in sys.stdlib_module_names if not name.startswith("_")}
+    assert public <= reserved, sorted(public - reserved)
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ({"package_name": "9lives"}, "must be a valid Python identifier"),
+        ({"package_name": "Churn"}, "must be a valid Python identifier"),
+        ({"package_name": "churn-model"}, "must be a valid Python identifier"),
+        ({"package_name": "json"}, "'json' would shadow the standard-library module"),
+        ({"package_name": "test"}, "'test' would shadow the standard-library module"),
+        ({"project_name": "Test"}, "'test' would shadow the standard-library module"),
+        ({"package_name": "sklearn"}, "'sklearn' would shadow a dependency"),
+        ({"project_name": "MLflow"}, "'mlflow' would shadow a dependency"),
+        ({"project_name": "   "}, "The project name must not be empty"),
+        ({"project_name": "42 Models"}, "must start with a letter"),
+        ({"description": ""}, "The description must not be empty"),
+        ({"author_name": ""}, "The author name must not be empty"),
+        ({"author_email": "nobody"}, "'nobody' is not valid: expected name@domain.tld"),
+        ({"author_email": "a b@example.com"}, "is not valid"),
+        ({"copyright_year": "last year"}, "must look like 2026 or 2024-2026"),
+        ({"python_version": "3.9"}, "'3.9' is not in"),
+        ({"problem_type": "clustering"}, "'clustering' is not in"),
+        ({"model_family": "svm"}, "'svm' is not in"),
+        ({"license": "GPL"}, "'GPL' is not in"),
+    ],
+    ids=lambda value: (
+        "-".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None
+    ),
+)
+def test_invalid_answers_are_refused(tmp_path: Path, answers, message):
+    with pytest.raises(ValueError, match=message):
+        run_copy(
+            str(ROOT),
+            str(tmp_path / "out"),
+            data=answers,
+            defaults=True,
+            vcs_ref="HEAD",
+            quiet=True,
+        )
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

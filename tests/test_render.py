@@ -1,0 +1,138 @@
+"""Tier 1: every answer set renders the files its answers imply, clean and parseable."""
+
+import json
+import re
+import subprocess
+import tomllib
+
+import pytest
+import yaml
+
+from answer_sets import ANSWER_SETS
+from harness import tool
+
+MODULES = [
+    "__init__", "__main__", "cli", "contract", "errors", "evaluate", "features", "fields",
+    "ingest", "model", "predict", "register", "serve", "settings", "synthetic", "train",
+    "validate",
+]  # fmt: skip
+TESTS = [
+    "conftest", "test_cli", "test_contract", "test_data", "test_end_to_end", "test_features",
+    "test_predict", "test_serve", "test_train", "test_validate",
+]  # fmt: skip
+TOP = [
+    ".copier-answers.yml", ".env.example", ".gitignore", ".pre-commit-config.yaml",
+    ".python-version", "Makefile", "README.md", "pyproject.toml", "ruff.toml",
+]  # fmt: skip
+LEFTOVER_JINJA = re.compile(r"\{\{|\{%|\{#|\.jinja\b")
+
+pytestmark = pytest.mark.parametrize("name", sorted(ANSWER_SETS))
+
+
+def expected_files(answers: dict) -> set[str]:
+    package = answers["package_name"]
+    files = set(TOP)
+    files |= {f"src/{package}/{module}.py" for module in MODULES}
+    files |= {f"tests/{module}.py" for module in TESTS}
+    files.add(
+        "data/customers.csv" if answers["problem_type"] == "classification" else "data/products.csv"
+    )
+    if answers["license"] != "Proprietary":
+        files.add("LICENSE")
+    return files
+
+
+def test_file_set_follows_the_answers(name, rendered, answers_of):
+    project = rendered(name)
+    actual = {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
+    assert actual == expected_files(answers_of(name))
+
+
+def test_answers_are_recorded(name, rendered, answers_of):
+    recorded = answers_of(name)
+    for key, value in ANSWER_SETS[name].items():
+        assert recorded[key] == value
+    assert "_src_path" in recorded and "reserved_stdlib_modules" not in recorded
+
+
+def test_no_jinja_is_left_over(name, rendered):
+    project = rendered(name)
+    for path in project.rglob("*"):
+        assert not LEFTOVER_JINJA.search(str(path.relative_to(project)))
+        if path.is_file() and path.suffix != ".csv":
+            text = path.read_text()
+            match = LEFTOVER_JINJA.search(text)
+            assert not match, (
+                f"{path.relative_to(project)}: {text[match.start() - 40 : match.end() + 40]!r}"
+            )
+
+
+def test_structured_files_parse(name, rendered):
+    project = rendered(name)
+    parsed = 0
+    for path in project.rglob("*"):
+        if path.suffix in {".yml", ".yaml"}:
+            yaml.safe_load(path.read_text())
+        elif path.suffix == ".toml":
+            tomllib.loads(path.read_text())
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            continue
+        parsed += 1
+    assert parsed >= 4
+
+
+def test_ruff_check_and_format_are_clean(name, rendered):
+    project = rendered(name)
+    for args in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run([tool("ruff"), *args], cwd=project, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_project_metadata_follows_the_answers(name, rendered, answers_of):
+    project, answers = rendered(name), answers_of(name)
+    package = answers["package_name"]
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert pyproject["name"] == package.replace("_", "-")
+    assert pyproject["description"] == answers["description"]
+    assert pyproject["authors"] == [
+        {"name": answers["author_name"], "email": answers["author_email"]}
+    ]
+    assert pyproject["requires-python"] == f">={answers['python_version']}"
+    assert pyproject["scripts"] == {package: f"{package}.cli:main"}
+    assert (project / ".python-version").read_text().strip() == answers["python_version"]
+    ruff = tomllib.loads((project / "ruff.toml").read_text())
+    assert ruff["target-version"] == "py" + answers["python_version"].replace(".", "")
+    if answers["license"] == "Proprietary":
+        assert "license" not in pyproject
+    else:
+        assert pyproject["license"] == answers["license"]
+        text = (project / "LICENSE").read_text()
+        heading = {
+            "MIT": "MIT License",
+            "BSD-3-Clause": "BSD 3-Clause License",
+            "Apache-2.0": "Apache License",
+        }
+        assert heading[answers["license"]] in text
+        if answers["license"] != "Apache-2.0":  # Apache's text carries no copyright line
+            assert f"{answers['copyright_year']}" in text and answers["author_name"] in text
+
+
+def test_model_and_example_follow_the_problem(name, rendered, answers_of):
+    project, answers = rendered(name), answers_of(name)
+    source = project / "src" / answers["package_name"]
+    classification = answers["problem_type"] == "classification"
+    kind = "Classifier" if classification else "Regressor"
+    estimator = {
+        "hist_gradient_boosting": f"HistGradientBoosting{kind}",
+        "random_forest": f"RandomForest{kind}",
+        "linear": "LogisticRegression" if classification else "Ridge",
+    }[answers["model_family"]]
+    assert f"return {estimator}(" in (source / "model.py").read_text()
+    contract = (source / "contract.py").read_text()
+    assert ('"classification"' in contract) is classification
+    assert ("customer_id" in contract) is classification
+    assert f"{answers['package_name'].upper()}_" in (source / "settings.py").read_text()
+    readme = (project / "README.md").read_text()
+    assert f"uv run {answers['package_name']} train" in readme and answers["project_name"] in readme
