@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -96,7 +97,20 @@ def read_answers(project: Path) -> dict:
 
 
 def regenerate_example() -> Path:
-    """Render the default answers into example_project/, keeping its copyright year."""
+    """Render the default answers into example_project/, keeping its copyright year.
+
+    Only from a committed template: a rendering of uncommitted changes would record a
+    `_commit` that exists nowhere but in copier's temporary clone.
+    """
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "copier.yml", "template"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if dirty:
+        raise SystemExit(f"commit the template first; uncommitted changes:\n{dirty}")
     answers = {}
     if (EXAMPLE / ANSWERS_FILE).exists():
         answers["copyright_year"] = read_answers(EXAMPLE)["copyright_year"]
@@ -119,28 +133,25 @@ def _free_port() -> int:
 
 
 def demo(destination: Path | None = None) -> None:
-    """Render the defaults, install, train, serve, send the README's example request, stop."""
+    """Render the defaults, run the rendered README's `make run`, send its example request, stop."""
     destination = destination or Path(tempfile.mkdtemp(prefix="copier-mlops-demo-")) / "project"
     print(f"==> rendering the default answers into {destination}", flush=True)
     project = render(destination)
     answers = read_answers(project)
-    env = project_env(answers["python_version"])
-    print("==> make train (install, validate the data, train, register, export)", flush=True)
-    subprocess.run(["make", "train"], cwd=project, env=env, check=True)
-
     port = _free_port()
-    print(f"==> serving on http://127.0.0.1:{port}", flush=True)
-    command = ["uv", "run", "--frozen", answers["package_name"], "serve", "--port", str(port)]
-    server = subprocess.Popen(command, cwd=project, env=env)
+    env = project_env(answers["python_version"])
+    env[f"{answers['package_name'].upper()}_PORT"] = str(port)
+    print(f"==> make run (install, validate, train, register, serve on :{port})", flush=True)
+    server = subprocess.Popen(["make", "run"], cwd=project, env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 900
         while True:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the service did not start") from None
+                    raise SystemExit("make run did not bring the service up") from None
                 time.sleep(0.5)
         readme = (project / "README.md").read_text()
         payload = re.search(r"-d '(\{.*\})'", readme).group(1)
@@ -153,8 +164,9 @@ def demo(destination: Path | None = None) -> None:
         with urllib.request.urlopen(request, timeout=30) as response:
             print(json.dumps(json.loads(response.read()), indent=2), flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        print("==> stopping the service (as Ctrl-C would)", flush=True)
+        os.killpg(server.pid, signal.SIGINT)  # make, uv and the service share the group
+        server.wait(timeout=60)
     print(f"==> done; the project is in {project}", flush=True)
 
 

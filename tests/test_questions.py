@@ -1,5 +1,6 @@
 """copier.yml: every question is well formed, and wrong answers are refused with a clear message."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -74,3 +75,9 @@ def test_invalid_answers_are_refused(tmp_path: Path, answers, message):
             quiet=True,
         )
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_readme_question_table_lists_every_question():
+    readme = (ROOT / "README.md").read_text()
+    table = re.findall(r"(?m)^\| `([a-z_]+)` \|", readme)
+    assert table == list(ASKED), "the README's question table must follow copier.yml, in order"

@@ -18,7 +18,7 @@ MODULES = [
 ]  # fmt: skip
 TESTS = [
     "conftest", "test_cli", "test_contract", "test_data", "test_end_to_end", "test_features",
-    "test_predict", "test_serve", "test_train", "test_validate",
+    "test_predict", "test_serve", "test_settings", "test_train", "test_validate",
 ]  # fmt: skip
 TOP = [
     ".copier-answers.yml", ".env.example", ".gitignore", ".pre-commit-config.yaml",

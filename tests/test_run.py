@@ -34,5 +34,10 @@ def test_pre_commit_hooks_pass_on_the_rendering(rendered, answers_of):
     project, answers = rendered("defaults"), answers_of("defaults")
     env = project_env(answers["python_version"])
     _run(["git", "init", "-q"], project, env)
+    # What the pipeline writes stays out of version control.
+    outputs = ["mlflow.db", "mlartifacts/1/x", "models/model/MLmodel", "reports/metrics.json"]
+    outputs += [".venv/bin/python", ".env"]
+    ignored = _run(["git", "check-ignore", *outputs], project, env).split()
+    assert sorted(ignored) == sorted(outputs)
     _run(["git", "add", "-A"], project, env)
     _run([tool("uvx"), "pre-commit", "run", "--all-files"], project, env, timeout=900)
