@@ -7,6 +7,7 @@ do not track (data generation, validation) should not pay for it.
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from .settings import Settings
 ALIAS = "challenger"  # set on every newly registered version
 METADATA_FILE = "metadata.json"
 REGISTRY_SCHEMES = ("models:/", "runs:/")
+SERVING_DISTRIBUTIONS = ("scikit-learn", "pandas", "numpy", "skops")
 
 
 @dataclass
@@ -75,10 +77,16 @@ def _model_kwargs(pipeline, sample: pd.DataFrame) -> dict[str, Any]:
     return {
         "signature": infer_signature(sample, pipeline.predict(sample)),
         "input_example": sample.head(3),
-        # Listing requirements avoids MLflow's slow import-tracing inference.
-        "pip_requirements": [
-            f"{dist}=={version(dist)}" for dist in ("scikit-learn", "pandas", "numpy", "skops")
-        ],
+        # Stating the environment avoids MLflow's slow import-tracing inference.
+        "conda_env": {
+            "name": "serving",
+            "channels": ["conda-forge"],
+            "dependencies": [
+                f"python={platform.python_version()}",
+                "pip",
+                {"pip": [f"{dist}=={version(dist)}" for dist in SERVING_DISTRIBUTIONS]},
+            ],
+        },
         "serialization_format": "skops",
         "skops_trusted_types": _trusted_types(pipeline),
     }

@@ -5,6 +5,8 @@ from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import __version__
@@ -57,6 +59,24 @@ class Prediction(BaseModel):
     probability: float = Field(description="Probability of the positive class")
 
 
+def _errors_of_the_sent_shape(error: RequestValidationError) -> list[dict[str, Any]]:
+    """Errors of `/predict` for the shape actually sent (one record or a list), not both.
+
+    Pydantic reports a failed `Record | list[Record]` once per union member; a client that
+    sent one record needs to hear about its fields, not that it is not a list.
+    """
+    member = "list[Record]" if isinstance(error.body, list) else "Record"
+    errors = []
+    for item in error.errors():
+        location = tuple(item["loc"])
+        if location[:1] == ("body",) and location[1:2] in {("Record",), ("list[Record]",)}:
+            if location[1] != member:
+                continue
+            item = item | {"loc": ("body", *location[2:])}
+        errors.append(item)
+    return errors
+
+
 class PredictionResponse(BaseModel):
     model_version: str | None
     predictions: list[Prediction]
@@ -77,6 +97,12 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         version=__version__,
         lifespan=lifespan,
     )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError):
+        """422 naming each field at fault, in the shape the client sent."""
+        cleaned = RequestValidationError(_errors_of_the_sent_shape(error), body=error.body)
+        return await request_validation_exception_handler(request, cleaned)
 
     @app.get("/health")
     def health() -> dict[str, str]:
