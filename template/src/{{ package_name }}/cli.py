@@ -134,18 +134,37 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: settings.port)")] = None,
     model_uri: Annotated[str | None, typer.Option(help="Export folder or models:/ URI")] = None,
 ) -> None:
-    """Serve predictions over HTTP with uvicorn."""
+    """Serve predictions over HTTP with uvicorn (one worker; scale with replicas)."""
     import uvicorn
 
-    from .register import load_model
-    from .serve import create_app
+    from .observability import configure_logging
+    from .serve import create_app, load
 
     settings = _settings()
     if model_uri:
         settings = settings.model_copy(update={"model_uri": model_uri})
-    model = load_model(settings.model_source, settings)  # fail here, clearly, before binding a port
-    console.print(f"serving model {model.name} version {model.version} from {model.uri}")
-    uvicorn.run(create_app(settings, model), host=host or settings.host, port=port or settings.port)
+    configure_logging(settings.log_format)
+    model = load(settings.model_source, settings)  # fail here, clearly, before binding a port
+    uvicorn.run(
+        create_app(settings, model),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,  # the service writes its own access log, with request ids
+    )
+
+
+@app.command()
+def pull(
+    model_uri: Annotated[str, typer.Argument(help="models:/NAME@ALIAS or models:/NAME/VERSION")],
+    destination: Annotated[Path, typer.Argument(help="Folder to write the serving export to")],
+) -> None:
+    """Download the serving export of a registered model version."""
+    from .register import pull as download
+
+    settings = _settings()
+    folder = download(model_uri, settings, destination)
+    console.print(f"pulled {model_uri} into {folder}")
 
 
 def main() -> None:
@@ -154,4 +173,10 @@ def main() -> None:
         app()
     except ProjectError as error:
         console.print(f"[red]error:[/] {error}")
+        raise SystemExit(2) from None
+    except ModuleNotFoundError as error:  # a serving-only install running a training command
+        console.print(
+            f"[red]error:[/] this command needs '{error.name}', which is part of the training "
+            "dependencies: install them with `uv sync --group train`"
+        )
         raise SystemExit(2) from None

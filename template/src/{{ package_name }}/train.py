@@ -14,10 +14,11 @@ from sklearn.model_selection import cross_validate
 
 from . import evaluate
 from .contract import CONTRACT
+from .export import export_serving_model
 from .features import build_pipeline, features_of
 from .ingest import load_table, split
 from .model import build_estimator
-from .register import configure_tracking, export_model, log_and_register
+from .register import configure_tracking, log_and_register
 from .settings import Settings
 from .validate import validate
 
@@ -28,6 +29,7 @@ class TrainResult:
     model_version: str
     metrics: dict[str, float]
     export_dir: Path
+    manifest: dict
 
 
 def file_sha256(path: Path) -> str:
@@ -77,6 +79,7 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
     on_step(f"Logging the run to {settings.tracking_uri} and registering the model")
     import mlflow
 
+    commit = git_commit()
     configure_tracking(settings)
     with mlflow.start_run() as run:
         mlflow.log_params(
@@ -94,7 +97,7 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
                 "estimator": type(pipeline.named_steps["model"]).__name__,
                 "data_path": str(settings.data_path),
                 "data_sha256": file_sha256(settings.data_path),
-                "git_commit": git_commit(),
+                "git_commit": commit,
                 "python_version": platform.python_version(),
             }
         )
@@ -103,13 +106,18 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
             mlflow.log_artifact(str(path), artifact_path="reports")
         model_version = log_and_register(pipeline, x_train, settings)
 
-    on_step(f"Exporting the serving model to {settings.export_dir}")
-    metadata = {
-        "name": settings.registered_model_name,
-        "version": model_version,
-        "run_id": run.info.run_id,
-        "metrics": metrics,
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    export_model(pipeline, x_train, settings.export_dir, metadata)
-    return TrainResult(run.info.run_id, model_version, metrics, settings.export_dir)
+        on_step(f"Exporting the serving model to {settings.export_dir}")
+        metadata = {
+            "name": settings.registered_model_name,
+            "version": model_version,
+            "run_id": run.info.run_id,
+            "metrics": metrics,
+            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "git_commit": commit,
+        }
+        manifest = export_serving_model(
+            pipeline, test_frame, settings.export_dir, metadata, settings.onnx_tolerance
+        )
+        mlflow.log_artifacts(str(settings.export_dir), artifact_path="serving")
+        mlflow.log_dict(manifest, "serving_manifest.json")
+    return TrainResult(run.info.run_id, model_version, metrics, settings.export_dir, manifest)
