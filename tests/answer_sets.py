@@ -1,29 +1,34 @@
 """The answer sets the template is tested with: every problem type x model family, and a
-non-default value of every other question."""
+non-default value of every other question (the deployment ones spread over the same sets)."""
 
-ANSWER_SETS: dict[str, dict[str, str]] = {
+ANSWER_SETS: dict[str, dict[str, str | bool]] = {
     "defaults": {},
     "classification-random_forest": {
         "model_family": "random_forest",
         "python_version": "3.13",
         "license": "BSD-3-Clause",
+        "kubernetes": False,
     },
     "classification-linear": {
         "model_family": "linear",
         "python_version": "3.11",
         "license": "Proprietary",
+        "ci_provider": "gitlab",
     },
-    "regression-hist_gradient_boosting": {"problem_type": "regression"},
+    "regression-hist_gradient_boosting": {"problem_type": "regression", "docker": False},
     "regression-random_forest": {
         "problem_type": "regression",
         "model_family": "random_forest",
         "python_version": "3.13",
         "license": "Apache-2.0",
+        "ci_provider": "none",
     },
     "regression-linear": {
         "problem_type": "regression",
         "model_family": "linear",
         "python_version": "3.11",
+        "docker": False,
+        "ci_provider": "gitlab",
     },
     "custom-names": {
         "project_name": "Fraud Radar",

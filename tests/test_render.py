@@ -24,7 +24,8 @@ TOP = [
     ".copier-answers.yml", ".env.example", ".gitignore", ".pre-commit-config.yaml",
     ".python-version", "Makefile", "README.md", "pyproject.toml", "ruff.toml",
 ]  # fmt: skip
-LEFTOVER_JINJA = re.compile(r"\{\{|\{%|\{#|\.jinja\b")
+# `${{ ... }}` is a GitHub Actions expression, not Jinja.
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#|\.jinja\b")
 
 pytestmark = pytest.mark.parametrize("name", sorted(ANSWER_SETS))
 
@@ -39,6 +40,27 @@ def expected_files(answers: dict) -> set[str]:
     )
     if answers["license"] != "Proprietary":
         files.add("LICENSE")
+    if answers["docker"]:
+        files |= {
+            ".dockerignore", "Dockerfile", "compose.yaml", "deploy/mlflow/Dockerfile",
+            "monitoring/alertmanager.yml", "monitoring/prometheus.yml",
+            "monitoring/grafana/provisioning/datasources/prometheus.yml",
+        }  # fmt: skip
+        if answers["kubernetes"]:  # asked, and recorded, only with docker
+            base = ["configmap", "deployment", "hpa", "kustomization", "pdb", "service"]
+            files |= {f"deploy/k8s/base/{name}.yaml" for name in base}
+            overlays = {
+                "staging": ["hpa-patch", "kustomization", "settings-patch"],
+                "production": ["deployment-patch", "hpa-patch", "kustomization"],
+            }
+            for overlay, names in overlays.items():
+                files |= {f"deploy/k8s/overlays/{overlay}/{name}.yaml" for name in names}
+    if answers["ci_provider"] == "github":
+        workflows = ["ci", "train"] + (["release"] if answers["docker"] else [])
+        files |= {f".github/workflows/{name}.yml" for name in workflows}
+        files.add(".github/dependabot.yml")
+    elif answers["ci_provider"] == "gitlab":
+        files.add(".gitlab-ci.yml")
     return files
 
 
