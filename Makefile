@@ -1,6 +1,6 @@
 # copier-mlops: `make demo` shows the template at work, `make test` proves it.
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast test-slow lint format example clean
+.PHONY: help install demo test test-fast test-slow bench lint format example clean
 
 # uv comes from PATH, or is installed once with pip if missing.
 UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
@@ -26,6 +26,9 @@ test-fast: install  ## render-level checks only (no installs of renderings), und
 
 test-slow: install  ## only the tier that installs renderings and runs their tests
 	$(RUN) pytest -m slow
+
+bench: install  ## serving benchmark: ours vs mlflow models serve, DataFrame and bare endpoints
+	$(RUN) python benchmarks/serving.py
 
 lint: install  ## ruff on the template's own code
 	$(RUN) ruff check .

@@ -24,7 +24,6 @@ from .runtime import (
     PIPELINE_FILE,
     ServingModel,
     onnx_session,
-    to_columns,
 )
 
 
@@ -52,7 +51,7 @@ def _to_onnx(pipeline) -> bytes:
 def compare(pipeline, session_model, frame: pd.DataFrame) -> dict[str, float]:
     """How far the ONNX graph's answers are from the pipeline's on `frame`."""
     records = features_of(frame).astype(object).where(features_of(frame).notna(), None)
-    predictions, probabilities = session_model.predict(to_columns(records.to_dict("records")))
+    predictions, probabilities = session_model.predict_records(records.to_dict("records"))
     if CONTRACT.target.kind == "classification":
         exact = pipeline.predict_proba(features_of(frame))[:, -1]
         return {

@@ -80,6 +80,27 @@ class Metrics:
             registry=self.registry,
         )
         self.model = Info("model", "The model being served", registry=self.registry)
+        self._outcomes: dict[str, Any] = {}
+        self._requests: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count a request and time it; label lookups are cached (this runs on every request)."""
+        key = (route, method, status)
+        children = self._requests.get(key)
+        if children is None:
+            children = self._requests[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def count_prediction(self, outcome: str) -> None:
+        """Count one prediction; label lookups are cached, this runs once per record."""
+        child = self._outcomes.get(outcome)
+        if child is None:
+            child = self._outcomes[outcome] = self.predictions.labels(outcome)
+        child.inc()
 
 
 class RequestGuard:
@@ -145,8 +166,7 @@ class RequestGuard:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             elapsed = time.perf_counter() - started
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route).observe(elapsed)
+            self.metrics.record_request(route, scope["method"], status, elapsed)
             if self.access:
                 access_log.info(
                     "%s %s %s",

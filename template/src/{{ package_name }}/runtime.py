@@ -25,8 +25,8 @@ PIPELINE_FILE = "pipeline.skops"
 log = logging.getLogger(__name__)
 
 
-def to_columns(records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Validated records -> one (n, 1) array per feature: float32 numbers, string categories.
+def to_columns(records: list[dict[str, Any]], numeric_dtype=np.float32) -> dict[str, np.ndarray]:
+    """Validated records -> one (n, 1) array per feature: numbers, and string categories.
 
     A missing number becomes NaN (the pipeline imputes it); a missing category becomes "",
     which no category matches, as for the pipeline.
@@ -35,7 +35,7 @@ def to_columns(records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     for name in CONTRACT.numeric:
         values = [record[name] for record in records]
         columns[name] = np.array(
-            [np.nan if value is None else value for value in values], dtype=np.float32
+            [np.nan if value is None else value for value in values], dtype=numeric_dtype
         ).reshape(-1, 1)
     for name in CONTRACT.categorical:
         values = [record[name] or "" for record in records]
@@ -59,6 +59,16 @@ class ServingModel:
     def version(self) -> str | None:
         return self.manifest.get("version")
 
+    def predict_records(
+        self, records: list[dict[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions (and P(class 1) for classifiers) of validated records.
+
+        The ONNX graph takes float32 numbers; the exact pipeline keeps them as float64.
+        """
+        dtype = np.float32 if self._session is not None else np.float64
+        return self.predict(to_columns(records, dtype))
+
     def predict(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         if self._session is not None:
             outputs = self._session.run(None, columns)
@@ -68,7 +78,6 @@ class ServingModel:
         import pandas as pd  # the fallback path only
 
         frame = pd.DataFrame({name: values.ravel() for name, values in columns.items()})
-        frame[CONTRACT.numeric] = frame[CONTRACT.numeric].astype(np.float64)
         frame[CONTRACT.categorical] = frame[CONTRACT.categorical].replace("", None)
         predictions = self._pipeline.predict(frame)
         if CONTRACT.target.kind == "classification":

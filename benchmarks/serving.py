@@ -1,0 +1,346 @@
+"""Serving benchmark: the rendered service against `mlflow models serve`, a DataFrame-per-request
+endpoint and a bare endpoint that only validates the body (the ceiling).
+
+    make bench        (or: uv run python benchmarks/serving.py [--duration 15] [--connections 8])
+
+It renders the default project, trains it, then serves the same registered model four ways,
+each on one uvicorn worker, loads each with wrk from a separate process at fixed concurrency,
+and prints requests/s, p50/p99 latency, resident memory after the run, time to ready, and each
+one's ratio to ours; then the per-record cost of a 1,000-record batch against single requests.
+The figures depend on the machine: compare them within one run, not across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from harness import project_env, read_answers, render  # noqa: E402
+
+TARGETS = {
+    "throughput vs mlflow models serve": ">= 20x",
+    "throughput vs bare endpoint": ">= 0.75x",
+    "p99 latency": "<= 10 ms",
+    "resident memory": "<= 150 MB",
+    "ready": "<= 2 s",
+    "batch of 1,000 per record vs single": ">= 50x faster",
+}
+
+DATAFRAME_APP = """
+import pandas as pd
+from fastapi import FastAPI
+from {package}.contract import CONTRACT
+from {package}.runtime import load_pipeline
+from {package}.serve import Record
+from pathlib import Path
+
+pipeline = load_pipeline(Path("models/model"))
+app = FastAPI()
+
+@app.get("/health")
+def health():
+    return {{"status": "ok"}}
+
+@app.post("/predict")
+def predict(record: Record):
+    frame = pd.DataFrame([record.model_dump()], columns=CONTRACT.feature_names)
+    return {{"prediction": int(pipeline.predict(frame)[0]),
+             "probability": float(pipeline.predict_proba(frame)[0, -1])}}
+"""
+
+BARE_APP = """
+from fastapi import FastAPI
+from {package}.serve import Record
+
+app = FastAPI()
+
+@app.get("/health")
+async def health():
+    return {{"status": "ok"}}
+
+@app.post("/predict")
+async def predict(record: Record):
+    return {{"prediction": 0, "probability": 0.5}}
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    rss_mb: float
+    ready_s: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> float:
+    started = time.monotonic()
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return time.monotonic() - started
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"{process.args} exited with {process.returncode}") from None
+            if time.monotonic() - started > timeout:
+                raise SystemExit(f"{url} not ready after {timeout} s") from None
+            time.sleep(0.02)
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        stack.extend(children.get(current, []))
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        total += int(match.group(1)) if match else 0
+    return total / 1024
+
+
+def wrk(url: str, body: str, seconds: int, connections: int, workdir: Path) -> dict[str, float]:
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+    )
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    def latency(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": latency("50%"),
+        "p99": latency("99%"),
+        "errors": (int(errors.group(1)) if errors else 0)
+        + (sum(int(n) for n in socket_errors.groups()) if socket_errors else 0),
+    }
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    print("==> installing wrk (Debian package)", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+
+
+def measure(name, command, env, project, health, url, body, args, scratch) -> Result:
+    log = open(scratch / f"{name.replace(' ', '_')}.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(command, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        ready = wait_ready(health, process)
+        wrk(url, body, 2, args.connections, scratch)  # warm-up
+        figures = wrk(url, body, args.duration, args.connections, scratch)
+        rss = tree_rss_mb(process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+    result = Result(
+        name, figures["rps"], figures["p50"], figures["p99"], rss, ready, figures["errors"]
+    )
+    print(
+        f"    {name}: {result.requests_per_second:,.0f} requests/s, p99 {result.p99_ms:.1f} ms",
+        flush=True,
+    )
+    return result
+
+
+def batch_speedup(port: int, record: dict, repeats: int = 200) -> tuple[float, float]:
+    """Per-record milliseconds for single requests and for batches of 1,000."""
+
+    def post(payload) -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict",
+            json.dumps(payload).encode(),
+            {"content-type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=30).close()
+
+    for _ in range(20):
+        post(record)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        post(record)
+    single = (time.perf_counter() - started) / repeats * 1000
+    batch = [record] * 1000
+    post(batch)
+    started = time.perf_counter()
+    for _ in range(20):
+        post(batch)
+    per_record = (time.perf_counter() - started) / 20 / 1000 * 1000
+    return single, per_record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds of load per server")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent connections")
+    args = parser.parse_args()
+    ensure_wrk()
+
+    scratch = Path(tempfile.mkdtemp(prefix="copier-mlops-bench-"))
+    project = render(scratch / "project")
+    answers = read_answers(project)
+    package = answers["package_name"]
+    env = project_env(answers["python_version"])
+    print(f"==> training the default project in {project}", flush=True)
+    subprocess.run(["make", "train"], cwd=project, env=env, check=True, capture_output=True)
+    bin_dir = project / ".venv" / "bin"
+    readme = (project / "README.md").read_text()
+    record = json.loads(re.search(r"-d '(\{.*\})'", readme).group(1))
+    for name, source in (("dataframe_app", DATAFRAME_APP), ("bare_app", BARE_APP)):
+        (project / f"{name}.py").write_text(textwrap.dedent(source.format(package=package)))
+
+    manifest = json.loads((project / "models" / "model" / "serving.json").read_text())
+    uri = f"models:/{manifest['name']}@challenger"
+    env_run = env | {
+        "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",
+        "PYTHONPATH": str(project),
+        "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}",  # mlflow starts the uvicorn it finds
+    }
+    results = []
+    print(
+        f"==> load: wrk, {args.connections} connections, {args.duration} s per server", flush=True
+    )
+    for name, command, health, body in (
+        ("ours", [str(bin_dir / package), "serve", "--port", "{port}"], "/ready", record),
+        (
+            "mlflow models serve",
+            [str(bin_dir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local",
+             "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"],
+            "/health",
+            {"dataframe_records": [record]},
+        ),
+        (
+            "DataFrame per request",
+            [str(bin_dir / "uvicorn"), "dataframe_app:app", "--port", "{port}", "--workers", "1",
+             "--no-access-log"],
+            "/health",
+            record,
+        ),
+        (
+            "bare (validate only)",
+            [str(bin_dir / "uvicorn"), "bare_app:app", "--port", "{port}", "--workers", "1",
+             "--no-access-log"],
+            "/health",
+            record,
+        ),
+    ):  # fmt: skip
+        port = free_port()
+        command = [part.replace("{port}", str(port)) for part in command]
+        path = "/invocations" if name.startswith("mlflow") else "/predict"
+        results.append(
+            measure(
+                name,
+                command,
+                env_run,
+                project,
+                f"http://127.0.0.1:{port}{health}",
+                f"http://127.0.0.1:{port}{path}",
+                json.dumps(body),
+                args,
+                scratch,
+            )  # fmt: skip
+        )
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(bin_dir / package), "serve", "--port", str(port)],
+        cwd=project, env=env_run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/ready", server)
+        single_ms, batch_ms = batch_speedup(port, record)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    ours = results[0]
+    print()
+    print(f"Serving benchmark: {args.connections} connections, {args.duration} s, one worker each")
+    columns = ("req/s", "p50 ms", "p99 ms", "RSS MB", "ready s", "errors", "vs ours")
+    header = f"{'server':<24}" + "".join(f"{column:>9}" for column in columns)
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        ratio = r.requests_per_second / ours.requests_per_second
+        print(
+            f"{r.name:<24}{r.requests_per_second:>9,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
+            f"{r.rss_mb:>9.0f}{r.ready_s:>9.2f}{r.errors:>9}{ratio:>8.2f}x"
+        )
+    versus_mlflow = ours.requests_per_second / results[1].requests_per_second
+    versus_bare = ours.requests_per_second / results[3].requests_per_second
+    measured = {
+        "throughput vs mlflow models serve": f"{versus_mlflow:.1f}x",
+        "throughput vs bare endpoint": f"{versus_bare:.2f}x",
+        "p99 latency": f"{ours.p99_ms:.1f} ms",
+        "resident memory": f"{ours.rss_mb:.0f} MB",
+        "ready": f"{ours.ready_s:.2f} s",
+        "batch of 1,000 per record vs single": (
+            f"{single_ms / batch_ms:.0f}x faster "
+            f"({single_ms:.2f} ms vs {batch_ms * 1000:.1f} us per record)"
+        ),
+    }
+    print()
+    print(f"{'target':<40}{'wanted':<16}measured")
+    for name, wanted in TARGETS.items():
+        print(f"{name:<40}{wanted:<16}{measured[name]}")
+    print(f"\nlogs and the project: {scratch}")
+
+
+if __name__ == "__main__":
+    main()
