@@ -12,13 +12,14 @@ from answer_sets import ANSWER_SETS
 from harness import tool
 
 MODULES = [
-    "__init__", "__main__", "cli", "contract", "errors", "evaluate", "features", "fields",
-    "ingest", "model", "predict", "register", "serve", "settings", "synthetic", "train",
-    "validate",
+    "__init__", "__main__", "card", "cli", "contract", "errors", "evaluate", "export",
+    "features", "fields", "ingest", "model", "observability", "predict", "promote", "register",
+    "runtime", "serve", "settings", "synthetic", "train", "validate",
 ]  # fmt: skip
 TESTS = [
     "conftest", "test_cli", "test_contract", "test_data", "test_end_to_end", "test_features",
-    "test_predict", "test_serve", "test_settings", "test_train", "test_validate",
+    "test_fuzz", "test_parity", "test_predict", "test_promote", "test_serve", "test_settings",
+    "test_train", "test_validate",
 ]  # fmt: skip
 TOP = [
     ".copier-answers.yml", ".env.example", ".gitignore", ".pre-commit-config.yaml",

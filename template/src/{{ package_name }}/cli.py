@@ -77,8 +77,39 @@ def train() -> None:
         console.print(f"  {name:<28} {value:.4f}")
     console.print(
         f"run {result.run_id}: registered '{settings.registered_model_name}' version "
-        f"{result.model_version}; serving export in {result.export_dir}"
+        f"{result.model_version}; serving export in {result.export_dir}; "
+        f"model card in {settings.reports_dir / 'model_card.md'}"
     )
+
+
+@app.command()
+def promote() -> None:
+    """Promote the newest registered version to champion if it passes the gate (else exit 1)."""
+    from .promote import promote as run_gate
+
+    settings = _settings()
+    decision = run_gate(settings)
+    for name, value in sorted(decision.challenger_metrics.items()):
+        champion = decision.champion_metrics.get(name)
+        versus = f"   champion {champion:.4f}" if champion is not None else ""
+        console.print(f"  {name:<20} challenger {value:.4f}{versus}")
+    console.print(decision.summary)
+    if not decision.promoted:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reproduce(run_id: Annotated[str, typer.Argument(help="The MLflow run to reproduce")]) -> None:
+    """Re-run a training run from its receipt and report whether its metrics match (else exit 1)."""
+    from .train import reproduce as rerun
+
+    result = rerun(run_id, _settings())
+    for name, recorded, again in result.rows:
+        mark = "=" if abs(recorded - again) <= 1e-9 * max(1.0, abs(recorded)) else "!"
+        console.print(f"  {mark} {name:<28} recorded {recorded:.6f}   reproduced {again:.6f}")
+    console.print(f"run {run_id} {'reproduced' if result.matches else 'did NOT reproduce'}")
+    if not result.matches:
+        raise typer.Exit(1)
 
 
 @app.command()

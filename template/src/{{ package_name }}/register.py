@@ -10,6 +10,7 @@ import json
 import platform
 import shutil
 import tempfile
+import urllib.request
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, TrackingError
 from .export import trusted_types
 from .runtime import MANIFEST, load_pipeline
 from .settings import Settings
@@ -43,10 +44,28 @@ def _is_local_store(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail at once, and clearly, when a tracking server does not answer.
+
+    MLflow's client would otherwise retry for minutes before giving up.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+    except OSError as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingError(
+            f"cannot reach the tracking server at {uri} ({reason}): start it, or point "
+            "MLFLOW_TRACKING_URI at one that runs"
+        ) from None
+
+
 def configure_tracking(settings: Settings) -> str:
     """Point MLflow at the configured server or file and return the experiment id."""
     import mlflow
 
+    check_server(settings.tracking_uri)
     mlflow.set_tracking_uri(settings.tracking_uri)
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     if experiment is not None:
@@ -107,8 +126,9 @@ def load_model(uri: str, settings: Settings) -> LoadedModel:
         try:
             pipeline = mlflow.sklearn.load_model(uri)
         except Exception as error:
+            hint = " (train, then promote, to create it)" if "@champion" in uri else ""
             raise ModelLoadError(
-                f"cannot load model '{uri}' from {settings.tracking_uri}: {error}"
+                f"cannot load model '{uri}' from {settings.tracking_uri}: {error}{hint}"
             ) from error
         return LoadedModel(pipeline, uri, **_registry_details(uri))
     folder = Path(uri)
@@ -159,6 +179,7 @@ def pull(uri: str, settings: Settings, destination: Path) -> Path:
     """
     import mlflow
 
+    check_server(settings.tracking_uri)
     mlflow.set_tracking_uri(settings.tracking_uri)
     try:
         details = _registry_details(uri)

@@ -1,0 +1,219 @@
+"""Tier 4: the rendered project against a real MLflow server on PostgreSQL.
+
+Starts PostgreSQL (Debian package) and `mlflow server` on loopback, then, in the default
+rendering: train -> evaluate -> promote; a second, worse model is refused; the service pulls
+`@champion` from the server and answers; the rows in the database and the artifacts on disk
+are checked; with the server stopped, training fails fast and registers nothing.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from harness import project_env, python_for, read_answers, tool
+
+pytestmark = pytest.mark.slow
+
+DATABASE = "mlops_it"
+USER = "mlops_it"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(url: str, process: subprocess.Popen | None, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            if process is not None and process.poll() is not None:
+                raise AssertionError(
+                    f"{process.args[:3]} exited with {process.returncode}"
+                ) from None
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not answer within {timeout} s") from None
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL cluster on 127.0.0.1:5432 with a fresh database; stopped if we started it."""
+    if not shutil.which("pg_ctlcluster"):
+        installed = subprocess.run(
+            ["apt-get", "install", "-y", "-q", "postgresql"], capture_output=True, text=True
+        )
+        if installed.returncode != 0:
+            pytest.skip(f"POSTGRESQL CANNOT BE INSTALLED HERE: {installed.stderr[-500:]}")
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    status = subprocess.run(["pg_ctlcluster", version, "main", "status"], capture_output=True)
+    started = status.returncode != 0
+    if started:
+        subprocess.run(["pg_ctlcluster", version, "main", "start"], check=True)
+    password = secrets.token_hex(12)
+
+    def sql(statement: str) -> None:
+        subprocess.run(
+            ["su", "postgres", "-c", f'psql -q -v ON_ERROR_STOP=1 -c "{statement}"'],
+            check=True,
+            capture_output=True,
+        )
+
+    sql(f"DROP DATABASE IF EXISTS {DATABASE}")
+    sql(f"DROP ROLE IF EXISTS {USER}")
+    sql(f"CREATE ROLE {USER} LOGIN PASSWORD '{password}'")
+    sql(f"CREATE DATABASE {DATABASE} OWNER {USER}")
+    yield f"postgresql://{USER}:{password}@127.0.0.1:5432/{DATABASE}", password
+    sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    sql(f"DROP ROLE IF EXISTS {USER}")
+    if started:
+        subprocess.run(["pg_ctlcluster", version, "main", "stop"], check=False)
+
+
+def _query(password: str, statement: str) -> list[list[str]]:
+    result = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", USER, "-d", DATABASE, "-tA", "-F", "\t", "-c", statement],
+        env=os.environ | {"PGPASSWORD": password},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line.split("\t") for line in result.stdout.splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def project(rendered):
+    folder = rendered("defaults")
+    answers = read_answers(folder)
+    if python_for(answers["python_version"]) is None:
+        pytest.skip(f"NO PYTHON {answers['python_version']} HERE: cannot install the rendering")
+    env = project_env(answers["python_version"])
+    subprocess.run(["make", "install"], cwd=folder, env=env, check=True, capture_output=True)
+    # The server's PostgreSQL driver (SQLAlchemy 2 maps postgresql:// to psycopg 3).
+    subprocess.run(
+        [tool("uv"), "pip", "install", "-q", "--python", str(folder / ".venv/bin/python"),
+         "psycopg[binary]"],
+        cwd=folder, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    return folder, answers, env
+
+
+def test_lifecycle_on_a_real_tracking_server(postgres, project, tmp_path):
+    folder, answers, env = project
+    backend, password = postgres
+    package, prefix = answers["package_name"], answers["package_name"].upper()
+    name = package.replace("_", "-")
+    artifacts = tmp_path / "artifacts"
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(folder / ".venv/bin/mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", backend, "--artifacts-destination", artifacts.as_uri(),
+         "--workers", "1"],
+        env=env | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "mlflow-server.log", "w"),  # noqa: SIM115
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    run_env = env | {
+        "MLFLOW_TRACKING_URI": uri,
+        f"{prefix}_MODELS_DIR": str(tmp_path / "models"),
+        f"{prefix}_REPORTS_DIR": str(tmp_path / "reports"),
+    }
+
+    def cli(*args: str, expect: int = 0, **extra: str) -> str:
+        result = subprocess.run(
+            [str(folder / ".venv/bin" / package), *args],
+            cwd=folder, env=run_env | extra, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        output = result.stdout + result.stderr
+        assert result.returncode == expect, f"{args} gave {result.returncode}:\n{output[-3000:]}"
+        return output
+
+    try:
+        _wait(f"{uri}/health", server, timeout=120)
+
+        assert "version 1" in cli("train")
+        cli("evaluate", "--model-uri", f"models:/{name}@challenger")
+        assert "version 1 promoted to champion" in cli("promote")
+
+        # A second model trained on shuffled labels: worse, and refused by the gate.
+        frame = (folder / "data" / "customers.csv").read_text().splitlines()
+        header, rows = frame[0], frame[1:]
+        labels = [row.rsplit(",", 1)[1] for row in rows]
+        labels = labels[1:] + labels[:1]  # every row takes its neighbour's label
+        shuffled = tmp_path / "shuffled.csv"
+        shuffled.write_text(
+            "\n".join(
+                [
+                    header,
+                    *(r.rsplit(",", 1)[0] + "," + y for r, y in zip(rows, labels, strict=True)),
+                ]
+            )
+        )
+        assert "version 2" in cli("train", **{f"{prefix}_DATA_PATH": str(shuffled)})
+        refusal = cli("promote", expect=1)
+        assert "version 2 refused" in refusal and "does not beat the champion" in refusal
+
+        tags = dict(
+            _query(
+                password,
+                f"SELECT key, value FROM model_version_tags WHERE version = 2 AND name = '{name}'",
+            )
+        )
+        print("\npromotion tags of the refused challenger:")
+        for key in sorted(k for k in tags if k.startswith("promotion.")):
+            print(f"  {key} = {tags[key]}")
+        assert tags["promotion.decision"] == "refused" and tags["promotion.champion"] == "1"
+
+        aliases = f"SELECT alias, version FROM registered_model_aliases WHERE name = '{name}'"
+        assert sorted(_query(password, aliases)) == [["challenger", "2"], ["champion", "1"]]
+        versions = f"SELECT count(*) FROM model_versions WHERE name = '{name}'"
+        assert _query(password, versions) == [["2"]]
+        assert _query(password, "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == [["2"]]
+        manifests = list(artifacts.rglob("serving/serving.json"))
+        assert len(manifests) == 2 and all((m.parent / "model.onnx").is_file() for m in manifests)
+
+        # The service pulls @champion from the server and answers with version 1.
+        service_port = _free_port()
+        service = subprocess.Popen(
+            [str(folder / ".venv/bin" / package), "serve", "--port", str(service_port)],
+            cwd=folder, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            _wait(f"http://127.0.0.1:{service_port}/ready", service, timeout=180)
+            record = json.loads(
+                Path(folder / "README.md").read_text().split("-d '")[1].split("'")[0]
+            )
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{service_port}/predict",
+                json.dumps(record).encode(),
+                {"content-type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                answer = json.loads(response.read())
+            assert answer["model_version"] == "1" and len(answer["predictions"]) == 1
+        finally:
+            service.terminate()
+            service.wait(timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+    # With the server down, training stops at once and nothing is registered.
+    started = time.monotonic()
+    failure = cli("train", expect=2)
+    assert "cannot reach the tracking server" in failure and "Traceback" not in failure
+    assert time.monotonic() - started < 60
+    assert _query(password, f"SELECT count(*) FROM model_versions WHERE name = '{name}'") == [["2"]]
