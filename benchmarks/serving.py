@@ -238,7 +238,9 @@ def main() -> None:
     package = answers["package_name"]
     env = project_env(answers["python_version"])
     print(f"==> training the default project in {project}", flush=True)
-    subprocess.run(["make", "train", "promote"], cwd=project, env=env, check=True, capture_output=True)
+    subprocess.run(
+        ["make", "train", "promote"], cwd=project, env=env, check=True, capture_output=True
+    )
     bin_dir = project / ".venv" / "bin"
     readme = (project / "README.md").read_text()
     record = json.loads(re.search(r"-d '(\{.*\})'", readme).group(1))
