@@ -17,18 +17,24 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from harness import project_env, read_answers, render  # noqa: E402
+from harness import (  # noqa: E402
+    free_port,
+    post_json,
+    project_env,
+    read_answers,
+    readme_example,
+    render,
+    wait_until_answers,
+)
 
 TARGETS = {
     "throughput vs mlflow models serve": ">= 20x",
@@ -86,26 +92,6 @@ class Result:
     rss_mb: float
     ready_s: float
     errors: int
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> float:
-    started = time.monotonic()
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return time.monotonic() - started
-        except OSError:
-            if process.poll() is not None:
-                raise SystemExit(f"{process.args} exited with {process.returncode}") from None
-            if time.monotonic() - started > timeout:
-                raise SystemExit(f"{url} not ready after {timeout} s") from None
-            time.sleep(0.02)
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -178,7 +164,7 @@ def measure(name, command, env, project, health, url, body, args, scratch) -> Re
     log = open(scratch / f"{name.replace(' ', '_')}.log", "w")  # noqa: SIM115
     process = subprocess.Popen(command, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        ready = wait_ready(health, process)
+        ready = wait_until_answers(health, process, timeout=120)
         wrk(url, body, 2, args.connections, scratch)  # warm-up
         figures = wrk(url, body, args.duration, args.connections, scratch)
         rss = tree_rss_mb(process.pid)
@@ -203,12 +189,7 @@ def batch_speedup(port: int, record: dict, repeats: int = 200) -> tuple[float, f
     """Per-record milliseconds for single requests and for batches of 1,000."""
 
     def post(payload) -> None:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/predict",
-            json.dumps(payload).encode(),
-            {"content-type": "application/json"},
-        )
-        urllib.request.urlopen(request, timeout=30).close()
+        post_json(f"http://127.0.0.1:{port}/predict", payload)
 
     for _ in range(20):
         post(record)
@@ -242,8 +223,7 @@ def main() -> None:
         ["make", "train", "promote"], cwd=project, env=env, check=True, capture_output=True
     )
     bin_dir = project / ".venv" / "bin"
-    readme = (project / "README.md").read_text()
-    record = json.loads(re.search(r"-d '(\{.*\})'", readme).group(1))
+    record = readme_example(project)
     for name, source in (("dataframe_app", DATAFRAME_APP), ("bare_app", BARE_APP)):
         (project / f"{name}.py").write_text(textwrap.dedent(source.format(package=package)))
 
@@ -305,7 +285,7 @@ def main() -> None:
         cwd=project, env=env_run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_ready(f"http://127.0.0.1:{port}/ready", server)
+        wait_until_answers(f"http://127.0.0.1:{port}/ready", server, timeout=120)
         single_ms, batch_ms = batch_speedup(port, record)
     finally:
         server.terminate()

@@ -126,10 +126,44 @@ def regenerate_example() -> Path:
     return EXAMPLE
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def post_json(url: str, payload) -> dict:
+    """POST `payload` as JSON and return the decoded JSON answer (HTTP errors raise)."""
+    request = urllib.request.Request(
+        url, json.dumps(payload).encode(), {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def readme_example(project: Path) -> dict:
+    """The example request the rendered README shows with curl."""
+    readme = (project / "README.md").read_text()
+    return json.loads(re.search(r"-d '(\{.*\})'", readme).group(1))
+
+
+def wait_until_answers(url: str, process: subprocess.Popen | None, timeout: float) -> float:
+    """Poll `url` until it answers 2xx; return the seconds it took.
+
+    Fails early if `process` (the server) exits, and after `timeout` seconds otherwise.
+    """
+    started = time.monotonic()
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return time.monotonic() - started
+        except OSError:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"{process.args} exited with {process.returncode}") from None
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"{url} did not answer within {timeout} s") from None
+            time.sleep(0.05)
 
 
 def demo(destination: Path | None = None) -> None:
@@ -138,31 +172,17 @@ def demo(destination: Path | None = None) -> None:
     print(f"==> rendering the default answers into {destination}", flush=True)
     project = render(destination)
     answers = read_answers(project)
-    port = _free_port()
+    port = free_port()
     env = project_env(answers["python_version"])
     env[f"{answers['package_name'].upper()}_PORT"] = str(port)
     print(f"==> make run (install, validate, train, register, serve on :{port})", flush=True)
     server = subprocess.Popen(["make", "run"], cwd=project, env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 900
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("make run did not bring the service up") from None
-                time.sleep(0.5)
-        readme = (project / "README.md").read_text()
-        payload = re.search(r"-d '(\{.*\})'", readme).group(1)
-        print(f"==> POST /predict {payload}", flush=True)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/predict",
-            payload.encode(),
-            {"content-type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            print(json.dumps(json.loads(response.read()), indent=2), flush=True)
+        wait_until_answers(f"http://127.0.0.1:{port}/ready", server, timeout=900)
+        payload = readme_example(project)
+        print(f"==> POST /predict {json.dumps(payload)}", flush=True)
+        answer = post_json(f"http://127.0.0.1:{port}/predict", payload)
+        print(json.dumps(answer, indent=2), flush=True)
     finally:
         print("==> stopping the service (as Ctrl-C would)", flush=True)
         os.killpg(server.pid, signal.SIGINT)  # make, uv and the service share the group

@@ -6,46 +6,29 @@ rendering: train -> evaluate -> promote; a second, worse model is refused; the s
 are checked; with the server stopped, training fails fast and registers nothing.
 """
 
-import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from harness import project_env, python_for, read_answers, tool
+from harness import (
+    free_port,
+    post_json,
+    project_env,
+    python_for,
+    read_answers,
+    readme_example,
+    tool,
+    wait_until_answers,
+)
 
 pytestmark = pytest.mark.slow
 
 DATABASE = "mlops_it"
 USER = "mlops_it"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(url: str, process: subprocess.Popen | None, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            if process is not None and process.poll() is not None:
-                raise AssertionError(
-                    f"{process.args[:3]} exited with {process.returncode}"
-                ) from None
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{url} did not answer within {timeout} s") from None
-            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +99,7 @@ def test_lifecycle_on_a_real_tracking_server(postgres, project, tmp_path):
     package, prefix = answers["package_name"], answers["package_name"].upper()
     name = package.replace("_", "-")
     artifacts = tmp_path / "artifacts"
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(folder / ".venv/bin/mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", backend, "--artifacts-destination", artifacts.as_uri(),
@@ -142,7 +125,7 @@ def test_lifecycle_on_a_real_tracking_server(postgres, project, tmp_path):
         return output
 
     try:
-        _wait(f"{uri}/health", server, timeout=120)
+        wait_until_answers(f"{uri}/health", server, timeout=120)
 
         assert "version 1" in cli("train")
         cli("evaluate", "--model-uri", f"models:/{name}@challenger")
@@ -186,23 +169,15 @@ def test_lifecycle_on_a_real_tracking_server(postgres, project, tmp_path):
         assert len(manifests) == 2 and all((m.parent / "model.onnx").is_file() for m in manifests)
 
         # The service pulls @champion from the server and answers with version 1.
-        service_port = _free_port()
+        service_port = free_port()
         service = subprocess.Popen(
             [str(folder / ".venv/bin" / package), "serve", "--port", str(service_port)],
             cwd=folder, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            _wait(f"http://127.0.0.1:{service_port}/ready", service, timeout=180)
-            record = json.loads(
-                Path(folder / "README.md").read_text().split("-d '")[1].split("'")[0]
-            )
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{service_port}/predict",
-                json.dumps(record).encode(),
-                {"content-type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=30) as response:
-                answer = json.loads(response.read())
+            wait_until_answers(f"http://127.0.0.1:{service_port}/ready", service, timeout=180)
+            url = f"http://127.0.0.1:{service_port}/predict"
+            answer = post_json(url, readme_example(folder))
             assert answer["model_version"] == "1" and len(answer["predictions"]) == 1
         finally:
             service.terminate()
