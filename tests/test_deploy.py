@@ -305,14 +305,20 @@ def test_dockerfile_builds_what_serving_needs(name, rendered, answers_of):
     stages = [args for keyword, args in steps if keyword == "FROM"]
     base = f"python:{answers['python_version']}-slim"
     assert stages == [
-        f"{base} AS builder",
+        f"{base} AS build-base",
+        "build-base AS builder",
+        "build-base AS builder-registry",
         f"{base} AS runtime",
         "runtime AS registry",
         "runtime AS baked",  # the last stage is what a plain `docker build` makes
     ]
     installs = [args for keyword, args in steps if keyword == "RUN" and "uv sync" in args]
-    assert len(installs) == 1, "the dependencies are installed by exactly one line"
-    assert {"--frozen", "--no-dev", "--no-editable"} <= set(installs[0].split())
+    assert len(installs) == 2, "one install for the baked image, one for the registry image"
+    serving, registry_install = (set(install.split()) for install in installs)
+    # The baked image holds the serving dependencies only: no training group, no dev tools.
+    assert {"--frozen", "--no-editable", "--no-default-groups"} <= serving
+    assert "--group" not in serving
+    assert {"--no-default-groups", "--group", "train"} <= registry_install
     assert any(k == "RUN" and "pip install" in a and "uv==" in a for k, a in steps)
     users = [args for keyword, args in steps if keyword == "USER"]
     assert users and all(re.fullmatch(r"[1-9][0-9]*(:[1-9][0-9]*)?", user) for user in users)
@@ -870,7 +876,7 @@ def simulate_the_image(project: Path, answers: dict, env: dict) -> None:
     )
     steps = dockerfile_instructions(project / "Dockerfile")
     (uv_version,) = [a.split("=")[1] for k, a in steps if k == "ARG" and "UV_VERSION=" in a]
-    (install,) = [a for k, a in steps if k == "RUN" and "uv sync" in a]
+    install = next(a for k, a in steps if k == "RUN" and "uv sync" in a)  # the baked image's
     package = answers["package_name"]
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)

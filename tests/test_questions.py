@@ -59,6 +59,7 @@ def test_reserved_names_cover_the_standard_library_of_this_python():
         ({"problem_type": "clustering"}, "'clustering' is not in"),
         ({"model_family": "svm"}, "'svm' is not in"),
         ({"license": "GPL"}, "'GPL' is not in"),
+        ({"ci_provider": "jenkins"}, "'jenkins' is not in"),
     ],
     ids=lambda value: (
         "-".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None
