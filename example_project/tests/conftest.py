@@ -9,6 +9,7 @@ import pytest
 
 from customer_churn.ingest import write_table
 from customer_churn.register import LoadedModel, load_model
+from customer_churn.runtime import ServingModel, load_serving_model
 from customer_churn.settings import Settings
 from customer_churn.synthetic import generate
 from customer_churn.train import TrainResult, train
@@ -23,6 +24,7 @@ def make_settings(folder, **overrides) -> Settings:
         "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
         "artifact_location": folder / "mlartifacts",
         "cv_folds": 3,
+        "model_uri": str(folder / "models" / "model"),
     }
     return Settings(_env_file=None, **(values | overrides))
 
@@ -43,6 +45,12 @@ def trained(settings) -> TrainResult:
 @pytest.fixture(scope="session")
 def model(trained, settings) -> LoadedModel:
     return load_model(str(trained.export_dir), settings)
+
+
+@pytest.fixture(scope="session")
+def serving_model(trained) -> ServingModel:
+    """What the service runs: the ONNX graph of the export."""
+    return load_serving_model(trained.export_dir)
 
 
 @pytest.fixture

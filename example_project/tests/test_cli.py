@@ -19,6 +19,7 @@ def env(settings, monkeypatch):
     for name in ("data_path", "models_dir", "reports_dir", "artifact_location"):
         monkeypatch.setenv(f"CUSTOMER_CHURN_{name.upper()}", str(getattr(settings, name)))
     monkeypatch.setenv("CUSTOMER_CHURN_TRACKING_URI", settings.tracking_uri)
+    monkeypatch.setenv("CUSTOMER_CHURN_MODEL_URI", settings.model_uri)
 
 
 def test_data_then_validate(tmp_path, env):

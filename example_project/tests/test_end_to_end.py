@@ -1,4 +1,4 @@
-"""As a user would: train on the bundled data with the command line, serve, ask for predictions."""
+"""As a user would: train on the bundled data, promote, serve the champion, ask for predictions."""
 
 import json
 import os
@@ -62,8 +62,13 @@ def test_train_then_serve(workdir):
     assert training.returncode == 0, output
     assert "registered 'customer-churn' version 1" in output
     assert (workdir / "mlflow.db").is_file() and (
-        workdir / "models" / "model" / "MLmodel"
+        workdir / "models" / "model" / "serving.json"
     ).is_file()
+
+    promotion = _cli(workdir, "promote", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output, _ = promotion.communicate(timeout=600)
+    assert promotion.returncode == 0, output
+    assert "version 1 promoted to champion" in output
 
     port = _free_port()
     server = _cli(

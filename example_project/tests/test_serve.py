@@ -1,7 +1,13 @@
 """The HTTP API: predictions, validation errors that name the field, limits, info endpoints."""
 
+import json
+import re
+import shutil
+import time
+
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from customer_churn.contract import CONTRACT
 from customer_churn.fields import Categorical, Numeric
@@ -12,8 +18,8 @@ CATEGORICAL = next(f for f in CONTRACT.features if isinstance(f, Categorical))
 
 
 @pytest.fixture(scope="module")
-def client(model, settings):
-    app = create_app(settings.model_copy(update={"max_batch_size": 50}), model)
+def client(serving_model, settings):
+    app = create_app(settings.model_copy(update={"max_batch_size": 50}), serving_model)
     with TestClient(app) as test_client:
         yield test_client
 
@@ -99,14 +105,140 @@ def test_malformed_json_is_422(client):
     assert response.status_code == 422
 
 
-def test_health_and_model_info(client, trained):
+def test_health_readiness_and_model_info(client, trained):
     assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json() == {
+        "status": "ready",
+        "model_version": trained.model_version,
+    }
     info = client.get("/model").json()
     assert info["version"] == trained.model_version and info["run_id"] == trained.run_id
     assert info["features"] == CONTRACT.feature_names
+    assert info["backend"] == "onnx" and info["trained_at"] and info["git_commit"]
 
 
 def test_openapi_documents_every_feature(client):
     schema = client.get("/openapi.json").json()["components"]["schemas"]["Record"]
     assert set(schema["properties"]) == set(CONTRACT.feature_names)
     assert schema["properties"][BOUNDED.name]["anyOf"][0]["maximum"] == BOUNDED.maximum
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused(client, record, token):
+    body = json.dumps(record).replace(
+        f'"{BOUNDED.name}": {json.dumps(record[BOUNDED.name])}', f'"{BOUNDED.name}": {token}'
+    )
+    assert token in body
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert BOUNDED.name in _error_fields(response)
+
+
+def test_oversized_bodies_are_refused_before_parsing(serving_model, settings, record):
+    app = create_app(settings.model_copy(update={"max_body_bytes": 2048}), serving_model)
+    with TestClient(app) as small:
+        response = small.post("/predict", json=[record] * 40)
+    assert response.status_code == 413 and "exceeds 2048 bytes" in response.json()["detail"]
+
+
+def test_request_ids_are_echoed_or_made(client, record):
+    response = client.post("/predict", json=record, headers={"x-request-id": "order-42"})
+    assert response.headers["x-request-id"] == "order-42"
+    assert response.json()["request_id"] == "order-42"
+    made = client.post("/predict", json=record, headers={"x-request-id": "bad id\n"})
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
+
+
+def test_metrics_count_requests_predictions_and_the_model(client, record, trained):
+    client.post("/predict", json=[record, record])
+    text = client.get("/metrics").text
+    assert re.search(
+        r'http_requests_total\{method="POST",route="/predict",status="200"\} [1-9]', text
+    )
+    assert 'http_request_duration_seconds_bucket{le="0.01",route="/predict"}' in text
+    assert re.search(r"predictions_total\{outcome=\"[^\"]+\"\} [1-9]", text)
+    labels = f'backend="onnx",name="{trained.manifest["name"]}",version="{trained.model_version}"'
+    assert "model_info{" + labels + "} 1.0" in text
+
+
+def test_errors_never_reveal_a_stack_trace(serving_model, settings, record, monkeypatch):
+    app = create_app(settings, serving_model)
+
+    def explode(columns):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(serving_model, "predict", explode)
+    with TestClient(app, raise_server_exceptions=False) as failing:
+        response = failing.post("/predict", json=record)
+    assert response.status_code == 500
+    assert response.json() == {
+        "detail": "internal error",
+        "request_id": response.headers["x-request-id"],
+    }
+    assert "secret" not in response.text and "Traceback" not in response.text
+
+
+def test_api_key_guards_prediction_and_admin_routes(serving_model, settings, record):
+    secured = settings.model_copy(update={"api_key": SecretStr("s3cret")})
+    with TestClient(create_app(secured, serving_model)) as client:
+        assert client.post("/predict", json=record).status_code == 401
+        wrong = client.post("/predict", json=record, headers={"x-api-key": "guess"})
+        assert wrong.status_code == 401
+        right = client.post("/predict", json=record, headers={"x-api-key": "s3cret"})
+        assert right.status_code == 200
+        assert client.get("/health").status_code == 200
+        assert client.post("/admin/reload").status_code == 401
+
+
+def test_admin_routes_are_off_without_an_api_key(client):
+    assert client.post("/admin/reload").status_code == 403
+
+
+def test_cors_is_closed_by_default(client):
+    response = client.options(
+        "/predict",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_reload_swaps_a_good_model_and_keeps_the_old_one_otherwise(
+    serving_model, settings, trained, record, tmp_path
+):
+    secured = settings.model_copy(update={"api_key": SecretStr("k")})
+    key = {"x-api-key": "k"}
+    broken = tmp_path / "broken"
+    shutil.copytree(trained.export_dir, broken)
+    (broken / "model.onnx").write_bytes(b"not a graph")
+    (broken / "pipeline.skops").write_bytes(b"not a pipeline")
+    with TestClient(create_app(secured, serving_model)) as client:
+        refused = client.post("/admin/reload", json={"model_uri": str(broken)}, headers=key)
+        assert refused.status_code == 409 and "still serving version" in refused.json()["detail"]
+        assert client.post("/predict", json=record, headers=key).status_code == 200
+        missing = client.post(
+            "/admin/reload", json={"model_uri": str(tmp_path / "none")}, headers=key
+        )
+        assert missing.status_code == 409
+        swapped = client.post(
+            "/admin/reload", json={"model_uri": str(trained.export_dir)}, headers=key
+        )
+        assert swapped.status_code == 200
+        assert swapped.json()["version"] == trained.model_version
+
+
+def test_readiness_is_503_until_a_model_loads(settings, tmp_path):
+    absent = settings.model_copy(update={"model_uri": str(tmp_path / "nothing")})
+    with TestClient(create_app(absent)) as client:
+        for _ in range(100):
+            body = client.get("/ready").json()
+            if "no model at" in body.get("reason", ""):
+                break
+            time.sleep(0.05)
+        response = client.get("/ready")
+        assert response.status_code == 503 and "no model at" in response.json()["reason"]
+        assert client.get("/health").status_code == 200
+        assert (
+            client.post(
+                "/predict", json=Record.model_config["json_schema_extra"]["examples"][0]
+            ).status_code
+            == 503
+        )

@@ -39,11 +39,15 @@ def test_bad_values_are_refused_by_name(monkeypatch, name, value):
         Settings(_env_file=None)
 
 
-def test_model_source_defaults_to_the_local_export():
-    settings = Settings(_env_file=None, models_dir=Path("artefacts"))
-    assert settings.model_source == str(Path("artefacts/model"))
-    registry = Settings(_env_file=None, model_uri="models:/m@champion")
-    assert registry.model_source == "models:/m@champion"
+def test_models_are_served_from_the_champion_alias_by_default():
+    assert Settings(_env_file=None).model_source == "models:/customer-churn@champion"
+    local = Settings(_env_file=None, model_uri="", models_dir=Path("artefacts"))
+    assert local.model_source == str(Path("artefacts/model"))
+
+
+def test_promotion_thresholds_come_from_json(monkeypatch):
+    monkeypatch.setenv(f"{ENV_PREFIX}PROMOTION_THRESHOLDS", '{"a_metric": 0.5}')
+    assert Settings(_env_file=None).promotion_thresholds == {"a_metric": 0.5}
 
 
 def test_env_example_names_only_real_settings_with_valid_values():

@@ -4,9 +4,12 @@ import json
 
 from mlflow import MlflowClient
 
+from customer_churn.contract import CONTRACT
 from customer_churn.evaluate import PRIMARY_METRIC, evaluate_saved_model
 from customer_churn.register import ALIAS
+from customer_churn.synthetic import generate
 from customer_churn.train import file_sha256
+from customer_churn.validate import validate
 
 
 def test_training_reports_useful_metrics(trained):
@@ -27,11 +30,30 @@ def test_run_is_tracked_and_registered(trained, settings):
     assert str(version.version) == trained.model_version and version.run_id == trained.run_id
 
 
-def test_export_holds_model_and_metadata(trained):
-    assert (trained.export_dir / "MLmodel").is_file()
-    metadata = json.loads((trained.export_dir / "metadata.json").read_text())
-    assert metadata["run_id"] == trained.run_id and metadata["version"] == trained.model_version
-    assert "signature" in (trained.export_dir / "MLmodel").read_text()
+def test_export_holds_the_serving_artifacts(trained, settings):
+    files = {path.name for path in trained.export_dir.iterdir()}
+    assert files == {"serving.json", "pipeline.skops", "model.onnx"}
+    manifest = json.loads((trained.export_dir / "serving.json").read_text())
+    assert manifest["run_id"] == trained.run_id and manifest["version"] == trained.model_version
+    assert manifest["features"] == CONTRACT.feature_names and manifest["git_commit"]
+    onnx = manifest["onnx"]
+    assert onnx["max_difference"] <= settings.onnx_tolerance
+    assert onnx["label_agreement"] >= 0.97
+    client = MlflowClient(settings.tracking_uri)
+    logged = {a.path for a in client.list_artifacts(trained.run_id, "serving")}
+    assert logged == {f"serving/{name}" for name in files}
+
+
+def test_an_intolerable_onnx_difference_keeps_the_exact_pipeline(trained, settings, tmp_path):
+    from customer_churn.export import export_serving_model
+    from customer_churn.runtime import load_pipeline, load_serving_model
+
+    pipeline = load_pipeline(trained.export_dir)
+    holdout = validate(generate(300, seed=5))
+    manifest = export_serving_model(pipeline, holdout, tmp_path / "model", {}, tolerance=-1.0)
+    assert manifest["onnx"] is None and "more than the tolerance" in manifest["onnx_skipped"]
+    served = load_serving_model(tmp_path / "model")
+    assert served.backend == "sklearn" and "more than the tolerance" in served.reason
 
 
 def test_reports_are_written(trained, settings):

@@ -77,8 +77,39 @@ def train() -> None:
         console.print(f"  {name:<28} {value:.4f}")
     console.print(
         f"run {result.run_id}: registered '{settings.registered_model_name}' version "
-        f"{result.model_version}; serving export in {result.export_dir}"
+        f"{result.model_version}; serving export in {result.export_dir}; "
+        f"model card in {settings.reports_dir / 'model_card.md'}"
     )
+
+
+@app.command()
+def promote() -> None:
+    """Promote the newest registered version to champion if it passes the gate (else exit 1)."""
+    from .promote import promote as run_gate
+
+    settings = _settings()
+    decision = run_gate(settings)
+    for name, value in sorted(decision.challenger_metrics.items()):
+        champion = decision.champion_metrics.get(name)
+        versus = f"   champion {champion:.4f}" if champion is not None else ""
+        console.print(f"  {name:<20} challenger {value:.4f}{versus}")
+    console.print(decision.summary)
+    if not decision.promoted:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reproduce(run_id: Annotated[str, typer.Argument(help="The MLflow run to reproduce")]) -> None:
+    """Re-run a training run from its receipt and report whether its metrics match (else exit 1)."""
+    from .train import reproduce as rerun
+
+    result = rerun(run_id, _settings())
+    for name, recorded, again in result.rows:
+        mark = "=" if abs(recorded - again) <= 1e-9 * max(1.0, abs(recorded)) else "!"
+        console.print(f"  {mark} {name:<28} recorded {recorded:.6f}   reproduced {again:.6f}")
+    console.print(f"run {run_id} {'reproduced' if result.matches else 'did NOT reproduce'}")
+    if not result.matches:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -134,18 +165,37 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: settings.port)")] = None,
     model_uri: Annotated[str | None, typer.Option(help="Export folder or models:/ URI")] = None,
 ) -> None:
-    """Serve predictions over HTTP with uvicorn."""
+    """Serve predictions over HTTP with uvicorn (one worker; scale with replicas)."""
     import uvicorn
 
-    from .register import load_model
-    from .serve import create_app
+    from .observability import configure_logging
+    from .serve import create_app, load
 
     settings = _settings()
     if model_uri:
         settings = settings.model_copy(update={"model_uri": model_uri})
-    model = load_model(settings.model_source, settings)  # fail here, clearly, before binding a port
-    console.print(f"serving model {model.name} version {model.version} from {model.uri}")
-    uvicorn.run(create_app(settings, model), host=host or settings.host, port=port or settings.port)
+    configure_logging(settings.log_format)
+    model = load(settings.model_source, settings)  # fail here, clearly, before binding a port
+    uvicorn.run(
+        create_app(settings, model),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,  # the service writes its own access log, with request ids
+    )
+
+
+@app.command()
+def pull(
+    model_uri: Annotated[str, typer.Argument(help="models:/NAME@ALIAS or models:/NAME/VERSION")],
+    destination: Annotated[Path, typer.Argument(help="Folder to write the serving export to")],
+) -> None:
+    """Download the serving export of a registered model version."""
+    from .register import pull as download
+
+    settings = _settings()
+    folder = download(model_uri, settings, destination)
+    console.print(f"pulled {model_uri} into {folder}")
 
 
 def main() -> None:
@@ -154,4 +204,10 @@ def main() -> None:
         app()
     except ProjectError as error:
         console.print(f"[red]error:[/] {error}")
+        raise SystemExit(2) from None
+    except ModuleNotFoundError as error:  # a serving-only install running a training command
+        console.print(
+            f"[red]error:[/] this command needs '{error.name}', which is part of the training "
+            "dependencies: install them with `uv sync --group train`"
+        )
         raise SystemExit(2) from None

@@ -11,3 +11,11 @@ class DataError(ProjectError):
 
 class ModelLoadError(ProjectError):
     """A model could not be found or loaded from the given path or URI."""
+
+
+class TrackingError(ProjectError):
+    """The tracking server or registry cannot be reached or refuses a request."""
+
+
+class PromotionRefused(ProjectError):
+    """The promotion gate kept the champion; the message gives the reasons."""

@@ -22,6 +22,7 @@ from .settings import Settings
 from .validate import validate
 
 PRIMARY_METRIC = "roc_auc"
+LOWER_IS_BETTER = {"log_loss"}
 CV_SCORING = {"roc_auc": "roc_auc", "f1": "f1", "accuracy": "accuracy"}
 
 

@@ -10,10 +10,13 @@ from .contract import CONTRACT
 
 
 def build_preprocessor() -> ColumnTransformer:
-    """Impute and scale numbers; impute and one-hot encode categories (unknown ones ignored)."""
+    """Impute and scale numbers; one-hot encode categories.
+
+    A missing or unknown category encodes to all zeros: no imputer guesses a value, and the
+    pipeline converts to ONNX as it is (its string imputer cannot take NaN).
+    """
     numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
     categorical = make_pipeline(
-        SimpleImputer(strategy="most_frequent"),
         OneHotEncoder(
             categories=[
                 list(f.categories) for f in CONTRACT.features if f.name in CONTRACT.categorical

@@ -10,6 +10,7 @@ import json
 import platform
 import shutil
 import tempfile
+import urllib.request
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -17,11 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, TrackingError
+from .export import trusted_types
+from .runtime import MANIFEST, load_pipeline
 from .settings import Settings
 
 ALIAS = "challenger"  # set on every newly registered version
-METADATA_FILE = "metadata.json"
 REGISTRY_SCHEMES = ("models:/", "runs:/")
 SERVING_DISTRIBUTIONS = ("scikit-learn", "pandas", "numpy", "skops")
 
@@ -42,10 +44,28 @@ def _is_local_store(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail at once, and clearly, when a tracking server does not answer.
+
+    MLflow's client would otherwise retry for minutes before giving up.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+    except OSError as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingError(
+            f"cannot reach the tracking server at {uri} ({reason}): start it, or point "
+            "MLFLOW_TRACKING_URI at one that runs"
+        ) from None
+
+
 def configure_tracking(settings: Settings) -> str:
     """Point MLflow at the configured server or file and return the experiment id."""
     import mlflow
 
+    check_server(settings.tracking_uri)
     mlflow.set_tracking_uri(settings.tracking_uri)
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     if experiment is not None:
@@ -58,17 +78,6 @@ def configure_tracking(settings: Settings) -> str:
         experiment_id = mlflow.create_experiment(settings.experiment_name, location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
-
-
-def _trusted_types(pipeline) -> list[str]:
-    """Types skops must be told to trust when loading this pipeline (only sklearn/numpy ones)."""
-    import skops.io
-
-    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
-    foreign = [name for name in untrusted if not name.startswith(("sklearn.", "numpy."))]
-    if foreign:
-        raise TypeError(f"the pipeline holds types that are not sklearn or numpy: {foreign}")
-    return untrusted
 
 
 def _model_kwargs(pipeline, sample: pd.DataFrame) -> dict[str, Any]:
@@ -88,7 +97,7 @@ def _model_kwargs(pipeline, sample: pd.DataFrame) -> dict[str, Any]:
             ],
         },
         "serialization_format": "skops",
-        "skops_trusted_types": _trusted_types(pipeline),
+        "skops_trusted_types": trusted_types(pipeline),
     }
 
 
@@ -108,61 +117,34 @@ def log_and_register(pipeline, sample: pd.DataFrame, settings: Settings) -> str:
     return model_version
 
 
-def export_model(pipeline, sample: pd.DataFrame, target: Path, metadata: dict[str, Any]) -> Path:
-    """Save the model as an MLflow model folder at `target`, replacing any previous one whole."""
-    import mlflow
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-    try:
-        mlflow.sklearn.save_model(pipeline, staging / "model", **_model_kwargs(pipeline, sample))
-        (staging / "model" / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-        previous = staging / "previous"
-        if target.exists():
-            target.rename(previous)
-        try:
-            (staging / "model").rename(target)
-        except OSError:
-            if previous.exists():
-                previous.rename(target)  # put the old model back rather than leave none
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
 def load_model(uri: str, settings: Settings) -> LoadedModel:
     """Load a pipeline from an export folder or a `models:/NAME@ALIAS` / `runs:/` URI."""
-    import mlflow
-
     if uri.startswith(REGISTRY_SCHEMES):
+        import mlflow
+
         mlflow.set_tracking_uri(settings.tracking_uri)
         try:
             pipeline = mlflow.sklearn.load_model(uri)
         except Exception as error:
+            hint = " (train, then promote, to create it)" if "@champion" in uri else ""
             raise ModelLoadError(
-                f"cannot load model '{uri}' from {settings.tracking_uri}: {error}"
+                f"cannot load model '{uri}' from {settings.tracking_uri}: {error}{hint}"
             ) from error
         return LoadedModel(pipeline, uri, **_registry_details(uri))
-    path = Path(uri)
-    if not (path / "MLmodel").is_file():
+    folder = Path(uri)
+    if not (folder / MANIFEST).is_file():
         raise ModelLoadError(
-            f"no model at '{uri}': expected an MLflow model folder (run the train command first) "
-            "or a models:/NAME@ALIAS URI"
+            f"no model at '{uri}': expected an exported model folder (run the train command "
+            "first) or a models:/NAME@ALIAS URI"
         )
-    try:
-        pipeline = mlflow.sklearn.load_model(str(path))
-    except Exception as error:
-        raise ModelLoadError(f"the model at '{uri}' cannot be loaded: {error}") from error
-    metadata_path = path / METADATA_FILE
-    metadata = json.loads(metadata_path.read_text()) if metadata_path.is_file() else {}
+    manifest = json.loads((folder / MANIFEST).read_text())
     return LoadedModel(
-        pipeline,
+        load_pipeline(folder),
         uri,
-        name=metadata.get("name"),
-        version=metadata.get("version"),
-        run_id=metadata.get("run_id"),
-        metrics=metadata.get("metrics", {}),
+        name=manifest.get("name"),
+        version=manifest.get("version"),
+        run_id=manifest.get("run_id"),
+        metrics=manifest.get("metrics", {}),
     )
 
 
@@ -188,3 +170,34 @@ def _registry_details(uri: str) -> dict[str, Any]:
         "run_id": model_version.run_id,
         "metrics": run.data.metrics,
     }
+
+
+def pull(uri: str, settings: Settings, destination: Path) -> Path:
+    """Download the serving export of a registered version (`models:/NAME@ALIAS`) to a folder.
+
+    Lets the service run from the registry without importing MLflow itself.
+    """
+    import mlflow
+
+    check_server(settings.tracking_uri)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    try:
+        details = _registry_details(uri)
+    except Exception as error:
+        raise ModelLoadError(
+            f"cannot resolve '{uri}' on {settings.tracking_uri}: {error}"
+        ) from error
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}-"))
+    try:
+        mlflow.artifacts.download_artifacts(
+            run_id=details["run_id"], artifact_path="serving", dst_path=str(staging)
+        )
+        if not (staging / "serving" / MANIFEST).is_file():
+            raise ModelLoadError(f"the run behind '{uri}' holds no serving export")
+        if destination.exists():
+            shutil.rmtree(destination)
+        (staging / "serving").rename(destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return destination

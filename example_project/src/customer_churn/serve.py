@@ -1,23 +1,43 @@
-"""The HTTP service: validates requests against the feature contract and answers predictions."""
+"""The HTTP service: validates requests against the feature contract and answers predictions.
 
+It imports neither pandas nor MLflow nor training code: a request becomes arrays and goes
+straight to the exported model (ONNX Runtime, or the exact pipeline as a fallback).
+"""
+
+import asyncio
+import json
+import logging
+import math
+import re
+import secrets
+import subprocess
+import sys
+import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import pandas as pd
-from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.concurrency import run_in_threadpool
 
 from . import __version__
 from .contract import CONTRACT
+from .errors import ModelLoadError
 from .fields import Categorical
-from .predict import predict_frame
-from .register import LoadedModel, load_model
+from .observability import REQUEST_ID, Metrics, RequestGuard
+from .runtime import ServingModel, load_serving_model
 from .settings import Settings, get_settings
 
+log = logging.getLogger(__name__)
+REGISTRY_SCHEMES = ("models:/", "runs:/")
 
-def _example() -> dict[str, Any]:
+
+def example_record() -> dict[str, Any]:
     """A valid record: the middle of each numeric range, the first category of each feature."""
     example: dict[str, Any] = {}
     for feature in CONTRACT.features:
@@ -31,7 +51,11 @@ def _example() -> dict[str, Any]:
 
 
 def build_record_model() -> type[BaseModel]:
-    """The request model of one record, derived from the contract; unknown fields are refused."""
+    """The strict request model of one record, derived from the contract.
+
+    Types, ranges and categories come from the contract; unknown fields, NaN and infinity
+    are refused.
+    """
     fields: dict[str, Any] = {}
     for feature in CONTRACT.features:
         if isinstance(feature, Categorical):
@@ -39,7 +63,7 @@ def build_record_model() -> type[BaseModel]:
             constraints: dict[str, Any] = {}
         else:
             annotation = int if feature.integer else float
-            constraints = {"ge": feature.minimum, "le": feature.maximum}
+            constraints = {"ge": feature.minimum, "le": feature.maximum, "allow_inf_nan": False}
         default = None if feature.nullable else ...
         if feature.nullable:
             annotation = annotation | None
@@ -47,7 +71,7 @@ def build_record_model() -> type[BaseModel]:
             annotation,
             Field(default, description=feature.description, **constraints),
         )
-    config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_example()]})
+    config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example_record()]})
     return create_model("Record", __config__=config, **fields)
 
 
@@ -57,6 +81,41 @@ Record = build_record_model()
 class Prediction(BaseModel):
     prediction: int = Field(description="Predicted class of the target")
     probability: float = Field(description="Probability of the positive class")
+
+
+class PredictionResponse(BaseModel):
+    model_version: str | None
+    request_id: str
+    predictions: list[Prediction]
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model_uri: str | None = Field(
+        None, description="Export folder or models:/ URI; default: the configured one"
+    )
+
+
+def fetch(source: str, settings: Settings) -> Path:
+    """A local export folder for `source`; registry URIs are pulled by a separate process,
+    so that this one never imports MLflow."""
+    if not source.startswith(REGISTRY_SCHEMES):
+        return Path(source)
+    destination = settings.models_dir / "registry" / re.sub(r"[^A-Za-z0-9_.-]+", "_", source)
+    command = [sys.executable, "-m", __package__, "pull", source, str(destination)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+        raise ModelLoadError(f"cannot pull '{source}': {lines[-1]}")
+    return destination
+
+
+def load(source: str, settings: Settings) -> ServingModel:
+    """Fetch and load a model, then prove it answers the contract's example record."""
+    model = load_serving_model(fetch(source, settings), settings.serving_backend)
+    model.source = source
+    model.predict_records([example_record()])
+    return model
 
 
 def _errors_of_the_sent_shape(error: RequestValidationError) -> list[dict[str, Any]]:
@@ -73,22 +132,49 @@ def _errors_of_the_sent_shape(error: RequestValidationError) -> list[dict[str, A
             if location[1] != member:
                 continue
             item = item | {"loc": ("body", *location[2:])}
+        if isinstance(item.get("input"), float) and not math.isfinite(item["input"]):
+            item = item | {"input": str(item["input"])}  # NaN and infinity are not JSON
         errors.append(item)
     return errors
 
 
-class PredictionResponse(BaseModel):
-    model_version: str | None
-    predictions: list[Prediction]
-
-
-def create_app(settings: Settings | None = None, model: LoadedModel | None = None) -> FastAPI:
-    """The FastAPI application; loads the configured model at start-up unless one is given."""
+def create_app(settings: Settings | None = None, model: ServingModel | None = None) -> FastAPI:
+    """The FastAPI application. Without `model`, the configured one loads in the background
+    and `/ready` answers 503 until it is in place."""
     settings = settings or get_settings()
+    metrics = Metrics()
+    reload_lock = asyncio.Lock()
+
+    def install(loaded: ServingModel) -> None:
+        app.state.model = loaded
+        manifest = loaded.manifest
+        metrics.model.info(
+            {
+                "name": str(manifest.get("name")),
+                "version": str(manifest.get("version")),
+                "backend": loaded.backend,
+            }
+        )
+        log.info(
+            "serving %s version %s from %s with %s%s",
+            manifest.get("name"),
+            manifest.get("version"),
+            loaded.folder,
+            loaded.backend,
+            f" ({loaded.reason})" if loaded.reason else "",
+        )
+
+    def load_in_background() -> None:
+        try:
+            install(load(settings.model_source, settings))
+        except Exception as error:
+            app.state.load_error = str(error)
+            log.error("the model could not be loaded: %s", error)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.model = model or load_model(settings.model_source, settings)
+        if model is None:
+            threading.Thread(target=load_in_background, daemon=True).start()
         yield
 
     app = FastAPI(
@@ -97,6 +183,45 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         version=__version__,
         lifespan=lifespan,
     )
+    app.state.model = None
+    app.state.load_error = None
+    if model is not None:
+        install(model)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-api-key", "x-request-id"],
+        )
+    app.add_middleware(
+        RequestGuard,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        access=settings.access_log,
+    )
+
+    # Checks are `async def`: FastAPI would run plain functions in a thread per request.
+    async def serving_model(request: Request) -> ServingModel:
+        loaded = request.app.state.model
+        if loaded is None:
+            raise HTTPException(503, "the model is not loaded yet", headers={"Retry-After": "1"})
+        return loaded
+
+    async def require_key(request: Request) -> None:
+        """With an API key configured, a request must carry it (compared in constant time)."""
+        if settings.api_key is None:
+            return
+        sent = request.headers.get("x-api-key", "")
+        if not secrets.compare_digest(sent.encode(), settings.api_key.get_secret_value().encode()):
+            raise HTTPException(401, "a valid X-API-Key header is required")
+
+    async def require_admin(request: Request) -> None:
+        if settings.api_key is None:
+            raise HTTPException(403, "admin routes are disabled: configure an API key to use them")
+        await require_key(request)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError):
@@ -105,30 +230,57 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         return await request_validation_exception_handler(request, cleaned)
 
     @app.get("/health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
+    @app.get("/ready")
+    async def ready(request: Request) -> JSONResponse:
+        """Readiness: 200 once a model is loaded, 503 before (or if it failed to load)."""
+        loaded = request.app.state.model
+        if loaded is None:
+            reason = request.app.state.load_error or "loading"
+            return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+        return JSONResponse({"status": "ready", "model_version": loaded.version})
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        """Prometheus exposition of requests, latency, predictions and the model version."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     @app.get("/model")
-    def model_info(request: Request) -> dict[str, Any]:
-        """What is being served: name, version, run, source and training metrics."""
-        loaded: LoadedModel = request.app.state.model
+    async def model_info(loaded: Annotated[ServingModel, Depends(serving_model)]) -> dict[str, Any]:
+        """What is being served: name, version, alias, metrics, features, provenance, backend."""
+        manifest = loaded.manifest
+        source = loaded.source or str(loaded.folder)
         return {
-            "name": loaded.name,
-            "version": loaded.version,
-            "run_id": loaded.run_id,
-            "uri": loaded.uri,
+            "name": manifest.get("name"),
+            "version": manifest.get("version"),
+            "alias": source.split("@", 1)[1] if "@" in source else None,
+            "source": source,
+            "run_id": manifest.get("run_id"),
+            "trained_at": manifest.get("trained_at"),
+            "git_commit": manifest.get("git_commit"),
             "problem_type": CONTRACT.target.kind,
             "features": CONTRACT.feature_names,
-            "metrics": loaded.metrics,
+            "metrics": manifest.get("metrics", {}),
+            "backend": loaded.backend,
+            "backend_reason": loaded.reason or None,
+            "onnx": manifest.get("onnx"),
         }
 
-    @app.post("/predict")
-    def predict(
+    @app.post("/predict", response_model=PredictionResponse)
+    async def predict(
         request: Request,
         body: Annotated[Record | list[Record], Body(description="One record or a list of records")],
-    ) -> PredictionResponse:
-        """Predict for one record or a list of records (at most `max_batch_size`)."""
+    ) -> Response:
+        """Predict for one record or a list of records (at most `max_batch_size`).
+
+        The hot path: checks are inline rather than dependencies, and the answer is written
+        as JSON directly rather than validated again through the response model.
+        """
+        await require_key(request)
+        loaded = await serving_model(request)
         records = body if isinstance(body, list) else [body]
         if not records:
             raise HTTPException(422, "the request holds no records")
@@ -137,12 +289,40 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                 413,
                 f"{len(records)} records exceed the limit of {settings.max_batch_size} per request",
             )
-        loaded: LoadedModel = request.app.state.model
-        frame = pd.DataFrame([r.model_dump() for r in records], columns=CONTRACT.feature_names)
-        result = predict_frame(loaded, frame)
-        return PredictionResponse(
-            model_version=loaded.version,
-            predictions=[Prediction(**row) for row in result.to_dict(orient="records")],
-        )
+        predictions, probabilities = loaded.predict_records([r.__dict__ for r in records])
+        for label in predictions:
+            metrics.count_prediction(str(label))
+        answers = [
+            {"prediction": int(p), "probability": float(q)}
+            for p, q in zip(predictions, probabilities, strict=True)
+        ]
+        payload = {
+            "model_version": loaded.version,
+            "request_id": REQUEST_ID.get(),
+            "predictions": answers,
+        }
+        return Response(json.dumps(payload), media_type="application/json")
+
+    @app.post("/admin/reload", dependencies=[Depends(require_admin)])
+    async def reload(request: Request, body: ReloadRequest | None = None) -> dict[str, Any]:
+        """Load a model and swap it in only if it loads and answers; else keep the current one."""
+        source = (body.model_uri if body else None) or settings.model_source
+        async with reload_lock:
+            previous = request.app.state.model
+            try:
+                candidate = await run_in_threadpool(load, source, settings)
+            except Exception as error:
+                log.error("reload of %s refused: %s", source, error)
+                raise HTTPException(
+                    409,
+                    f"the model at '{source}' was not loaded ({error}); "
+                    f"still serving version {previous.version if previous else None}",
+                ) from None
+            install(candidate)
+        return {
+            "previous_version": previous.version if previous else None,
+            "version": candidate.version,
+            "backend": candidate.backend,
+        }
 
     return app

@@ -2,8 +2,9 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CUSTOMER_CHURN_"
@@ -39,12 +40,29 @@ class Settings(BaseSettings):
     experiment_name: str = "customer-churn"
     registered_model_name: str = "customer-churn"
 
-    # Serving and batch prediction: a local export folder or a models:/NAME@ALIAS URI;
-    # empty means the export of the last training run (models_dir/model).
-    model_uri: str = ""
+    # Export: the largest ONNX-vs-pipeline difference accepted on the holdout (probability for
+    # a classifier, standard deviations of the target for a regressor); beyond it, serve exactly.
+    onnx_tolerance: float = Field(0.1, ge=0)
+
+    # Promotion gate: absolute thresholds on holdout metrics (minimums, or maximums for error
+    # metrics) and the margin by which a challenger must beat the champion's primary metric.
+    promotion_thresholds: dict[str, float] = {"roc_auc": 0.75}
+    promotion_margin: float = 0.001
+
+    # Serving, batch prediction and evaluation: a models:/NAME@ALIAS URI or a local export
+    # folder; empty means the export of the last training run (models_dir/model).
+    model_uri: str = "models:/customer-churn@champion"
+    serving_backend: Literal["onnx", "sklearn"] = "onnx"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_batch_size: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(2_000_000, ge=1024)
+    # When set, /predict and /admin/* require it in the X-API-Key header.
+    api_key: SecretStr | None = None
+    # Origins allowed to call the API from a browser; none by default.
+    cors_origins: list[str] = []
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = True
 
     @property
     def export_dir(self) -> Path:

@@ -1,0 +1,126 @@
+"""The serving export: the pipeline (skops), its ONNX graph when it converts and agrees, a manifest.
+
+The ONNX graph computes in float32 where scikit-learn uses float64, so tree thresholds can
+flip for values right on them. The export measures the difference on the holdout and keeps
+the graph only within `onnx_tolerance`; the manifest records the figures either way.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .contract import CONTRACT
+from .features import features_of
+from .runtime import (
+    MANIFEST,
+    ONNX_FILE,
+    PIPELINE_FILE,
+    ServingModel,
+    onnx_session,
+)
+
+
+def trusted_types(pipeline) -> list[str]:
+    """Types skops must be told to trust when loading this pipeline (only sklearn/numpy ones)."""
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    foreign = [name for name in untrusted if not name.startswith(("sklearn.", "numpy."))]
+    if foreign:
+        raise TypeError(f"the pipeline holds types that are not sklearn or numpy: {foreign}")
+    return untrusted
+
+
+def _to_onnx(pipeline) -> bytes:
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    inputs = [(name, FloatTensorType([None, 1])) for name in CONTRACT.numeric]
+    inputs += [(name, StringTensorType([None, 1])) for name in CONTRACT.categorical]
+    options = {id(pipeline): {"zipmap": False}} if CONTRACT.target.kind == "classification" else {}
+    return to_onnx(pipeline, initial_types=inputs, options=options).SerializeToString()
+
+
+def compare(pipeline, session_model, frame: pd.DataFrame) -> dict[str, float]:
+    """How far the ONNX graph's answers are from the pipeline's on `frame`."""
+    records = features_of(frame).astype(object).where(features_of(frame).notna(), None)
+    predictions, probabilities = session_model.predict_records(records.to_dict("records"))
+    if CONTRACT.target.kind == "classification":
+        exact = pipeline.predict_proba(features_of(frame))[:, -1]
+        return {
+            "max_difference": float(np.max(np.abs(probabilities - exact))),
+            "mean_difference": float(np.mean(np.abs(probabilities - exact))),
+            "label_agreement": float(np.mean(predictions == pipeline.predict(features_of(frame)))),
+        }
+    exact = pipeline.predict(features_of(frame))
+    scale = float(np.std(frame[CONTRACT.target.name])) or 1.0
+    return {
+        "max_difference": float(np.max(np.abs(predictions - exact)) / scale),
+        "mean_difference": float(np.mean(np.abs(predictions - exact)) / scale),
+    }
+
+
+def export_serving_model(
+    pipeline, holdout: pd.DataFrame, target: Path, metadata: dict[str, Any], tolerance: float
+) -> dict[str, Any]:
+    """Write the serving folder at `target`, replacing any previous one whole; return the manifest.
+
+    `tolerance` bounds the largest difference allowed between ONNX and the pipeline on the
+    holdout: in probability for a classifier, in standard deviations of the target otherwise.
+    """
+    import skops.io
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        folder = staging / "model"
+        folder.mkdir()
+        skops.io.dump(pipeline, folder / PIPELINE_FILE)
+        manifest = metadata | {
+            "problem_type": CONTRACT.target.kind,
+            "features": CONTRACT.feature_names,
+            "classes": [int(c) for c in getattr(pipeline, "classes_", [])],
+            "skops_trusted_types": trusted_types(pipeline),
+            "onnx": None,
+        }
+        if CONTRACT.target.kind == "regression":  # bucket bounds of the served-values metric
+            deciles = np.quantile(holdout[CONTRACT.target.name], np.linspace(0.1, 0.9, 9))
+            manifest["target_quantiles"] = [round(float(q), 6) for q in deciles]
+        try:
+            (folder / ONNX_FILE).write_bytes(_to_onnx(pipeline))
+        except Exception as error:  # a model skl2onnx cannot convert: serve the pipeline
+            manifest["onnx_skipped"] = f"conversion failed: {type(error).__name__}: {error}"
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if (folder / ONNX_FILE).exists():
+            graph = ServingModel(
+                folder, manifest, "onnx", _session=onnx_session(folder / ONNX_FILE)
+            )
+            figures = compare(pipeline, graph, holdout)
+            if figures["max_difference"] <= tolerance:
+                manifest["onnx"] = {"file": ONNX_FILE, "tolerance": tolerance} | figures
+            else:
+                (folder / ONNX_FILE).unlink()
+                manifest["onnx_skipped"] = (
+                    f"ONNX differs from the pipeline by up to {figures['max_difference']:.4f} "
+                    f"on the holdout, more than the tolerance {tolerance}"
+                )
+            (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        previous = staging / "previous"
+        if target.exists():
+            target.rename(previous)
+        try:
+            folder.rename(target)
+        except OSError:
+            if previous.exists():
+                previous.rename(target)  # put the old model back rather than leave none
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
