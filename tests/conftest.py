@@ -1,6 +1,7 @@
 """Template test fixtures: each answer set is rendered once per session, on first use."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,23 @@ def rendered(tmp_path_factory):
         if name not in cache:
             folder = tmp_path_factory.mktemp(name) / "project"
             cache[name] = render(folder, ANSWER_SETS[name])
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def workspace(rendered, tmp_path_factory):
+    """`workspace(name)` -> a copy of that rendering to install, train and run in (made once).
+
+    The renderings themselves stay as copier left them, for the render-level checks.
+    """
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            folder = tmp_path_factory.mktemp(f"{name}-workspace") / "project"
+            cache[name] = Path(shutil.copytree(rendered(name), folder))
         return cache[name]
 
     return get

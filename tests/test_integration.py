@@ -77,8 +77,8 @@ def _query(password: str, statement: str) -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def project(rendered):
-    folder = rendered("defaults")
+def project(workspace):
+    folder = workspace("defaults")
     answers = read_answers(folder)
     if python_for(answers["python_version"]) is None:
         pytest.skip(f"NO PYTHON {answers['python_version']} HERE: cannot install the rendering")

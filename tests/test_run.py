@@ -20,8 +20,8 @@ def _run(command: list[str], project, env, timeout=1500) -> str:
 
 
 @pytest.mark.parametrize("name", RUN_SETS)
-def test_rendered_project_passes_its_own_tests(name, rendered, answers_of):
-    project, answers = rendered(name), answers_of(name)
+def test_rendered_project_passes_its_own_tests(name, workspace, answers_of):
+    project, answers = workspace(name), answers_of(name)
     if python_for(answers["python_version"]) is None:
         pytest.skip(f"NO PYTHON {answers['python_version']} ON THIS MACHINE: cannot install {name}")
     env = project_env(answers["python_version"])
@@ -30,8 +30,8 @@ def test_rendered_project_passes_its_own_tests(name, rendered, answers_of):
     _run(["make", "lint"], project, env)
 
 
-def test_pre_commit_hooks_pass_on_the_rendering(rendered, answers_of):
-    project, answers = rendered("defaults"), answers_of("defaults")
+def test_pre_commit_hooks_pass_on_the_rendering(workspace, answers_of):
+    project, answers = workspace("defaults"), answers_of("defaults")
     env = project_env(answers["python_version"])
     _run(["git", "init", "-q"], project, env)
     # What the pipeline writes stays out of version control.
