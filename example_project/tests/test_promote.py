@@ -71,7 +71,7 @@ def test_a_run_reproduces_from_its_receipt(trained, settings):
     assert set(trained.receipt) >= {"git_commit", "git_dirty", "lock_sha256", "packages", "python"}
     result = reproduce(trained.run_id, settings)
     assert result.matches, result.rows
-    assert {name for name, _, _ in result.rows} == set(trained.metrics)
+    assert {row[0] for row in result.rows} == set(trained.metrics)
 
 
 def test_reproduction_refuses_changed_data(trained, settings):

@@ -104,8 +104,8 @@ def reproduce(run_id: Annotated[str, typer.Argument(help="The MLflow run to repr
     from .train import reproduce as rerun
 
     result = rerun(run_id, _settings())
-    for name, recorded, again in result.rows:
-        mark = "=" if abs(recorded - again) <= 1e-9 * max(1.0, abs(recorded)) else "!"
+    for name, recorded, again, equal in result.rows:
+        mark = "=" if equal else "!"
         console.print(f"  {mark} {name:<28} recorded {recorded:.6f}   reproduced {again:.6f}")
     console.print(f"run {run_id} {'reproduced' if result.matches else 'did NOT reproduce'}")
     if not result.matches:

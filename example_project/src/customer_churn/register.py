@@ -20,11 +20,10 @@ import pandas as pd
 
 from .errors import ModelLoadError, TrackingError
 from .export import trusted_types
-from .runtime import MANIFEST, load_pipeline
+from .runtime import MANIFEST, REGISTRY_SCHEMES, load_pipeline
 from .settings import Settings
 
 ALIAS = "challenger"  # set on every newly registered version
-REGISTRY_SCHEMES = ("models:/", "runs:/")
 SERVING_DISTRIBUTIONS = ("scikit-learn", "pandas", "numpy", "skops")
 
 
@@ -139,7 +138,7 @@ def load_model(uri: str, settings: Settings) -> LoadedModel:
         )
     manifest = json.loads((folder / MANIFEST).read_text())
     return LoadedModel(
-        load_pipeline(folder),
+        load_pipeline(folder, manifest),
         uri,
         name=manifest.get("name"),
         version=manifest.get("version"),

@@ -22,6 +22,7 @@ from .errors import ModelLoadError
 MANIFEST = "serving.json"
 ONNX_FILE = "model.onnx"
 PIPELINE_FILE = "pipeline.skops"
+REGISTRY_SCHEMES = ("models:/", "runs:/")  # URIs MLflow resolves; anything else is a folder
 log = logging.getLogger(__name__)
 
 
@@ -114,7 +115,9 @@ def load_serving_model(folder: str | Path, backend: str = "onnx") -> ServingMode
     else:
         reason = "serving_backend is 'sklearn'"
     log.warning("serving with the scikit-learn pipeline: %s", reason)
-    return ServingModel(folder, manifest, "sklearn", reason, _pipeline=load_pipeline(folder))
+    return ServingModel(
+        folder, manifest, "sklearn", reason, _pipeline=load_pipeline(folder, manifest)
+    )
 
 
 def onnx_session(path: Path):
@@ -127,14 +130,16 @@ def onnx_session(path: Path):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def load_pipeline(folder: Path):
-    """The exact scikit-learn pipeline of an export folder."""
+def load_pipeline(folder: Path, manifest: dict[str, Any] | None = None):
+    """The exact scikit-learn pipeline of an export folder (`manifest`: its serving.json)."""
     path = folder / PIPELINE_FILE
     if not path.is_file():
         raise ModelLoadError(f"no {PIPELINE_FILE} in '{folder}': re-export the model")
     import skops.io
 
-    trusted = json.loads((folder / MANIFEST).read_text()).get("skops_trusted_types", [])
+    if manifest is None:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    trusted = manifest.get("skops_trusted_types", [])
     try:
         return skops.io.load(path, trusted=trusted)
     except Exception as error:

@@ -30,11 +30,10 @@ from .contract import CONTRACT
 from .errors import ModelLoadError
 from .fields import Categorical
 from .observability import REQUEST_ID, Metrics, RequestGuard
-from .runtime import ServingModel, load_serving_model
+from .runtime import REGISTRY_SCHEMES, ServingModel, load_serving_model
 from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-REGISTRY_SCHEMES = ("models:/", "runs:/")
 
 
 def example_record() -> dict[str, Any]:

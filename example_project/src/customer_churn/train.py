@@ -188,8 +188,11 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
 @dataclass
 class Reproduction:
     run_id: str
-    matches: bool
-    rows: list[tuple[str, float, float]]  # metric, recorded, reproduced
+    rows: list[tuple[str, float, float, bool]]  # metric, recorded, reproduced, equal
+
+    @property
+    def matches(self) -> bool:
+        return all(equal for *_, equal in self.rows)
 
 
 def reproduce(run_id: str, settings: Settings, tolerance: float = 1e-9) -> Reproduction:
@@ -219,6 +222,8 @@ def reproduce(run_id: str, settings: Settings, tolerance: float = 1e-9) -> Repro
     )
     params = {k: v for k, v in receipt["model_params"].items() if k != "random_state"}
     fitted = fit_and_evaluate(again, build_estimator(again.seed, **params))
-    rows = [(name, recorded[name], fitted.metrics[name]) for name in sorted(fitted.metrics)]
-    matches = all(abs(old - new) <= tolerance * max(1.0, abs(old)) for _, old, new in rows)
-    return Reproduction(run_id, matches, rows)
+    rows = []
+    for name in sorted(fitted.metrics):
+        old, new = recorded[name], fitted.metrics[name]
+        rows.append((name, old, new, abs(old - new) <= tolerance * max(1.0, abs(old))))
+    return Reproduction(run_id, rows)
