@@ -30,6 +30,14 @@ ANSWER_SETS: dict[str, dict[str, str | bool]] = {
         "docker": False,
         "ci_provider": "gitlab",
     },
+    # Training, registry and batch prediction only: no service, hence no container either.
+    "batch-only": {
+        "serving": False,
+        "monitoring": False,
+        "docker": False,
+        "ci_provider": "github",
+        "model_family": "linear",
+    },
     "custom-names": {
         "project_name": "Fraud Radar",
         "package_name": "fraud_radar_core",

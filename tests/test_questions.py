@@ -60,6 +60,8 @@ def test_reserved_names_cover_the_standard_library_of_this_python():
         ({"model_family": "svm"}, "'svm' is not in"),
         ({"license": "GPL"}, "'GPL' is not in"),
         ({"ci_provider": "jenkins"}, "'jenkins' is not in"),
+        ({"serving": False, "docker": True}, "packages the prediction service"),
+        ({"serving": False, "monitoring": True, "docker": False}, "watches the prediction service"),
     ],
     ids=lambda value: (
         "-".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None

@@ -13,14 +13,19 @@ from harness import tool
 
 MODULES = [
     "__init__", "__main__", "card", "cli", "contract", "errors", "evaluate", "export",
-    "features", "fields", "ingest", "model", "observability", "predict", "promote", "register",
-    "runtime", "serve", "settings", "synthetic", "train", "validate",
+    "features", "fields", "ingest", "model", "predict", "promote", "register", "runtime",
+    "settings", "synthetic", "train", "validate",
 ]  # fmt: skip
 TESTS = [
     "conftest", "test_cli", "test_contract", "test_data", "test_end_to_end", "test_features",
-    "test_fuzz", "test_parity", "test_predict", "test_promote", "test_serve", "test_settings",
-    "test_train", "test_validate",
+    "test_parity", "test_predict", "test_promote", "test_settings", "test_train", "test_validate",
 ]  # fmt: skip
+# Only with `serving`.
+SERVING_MODULES = ["observability", "prediction_log", "serve"]
+SERVING_TESTS = ["test_fuzz", "test_prediction_log", "test_serve"]
+# Only with `monitoring`.
+MONITORING_MODULES = ["monitor", "simulate"]
+MONITORING_TESTS = ["test_monitor"]
 TOP = [
     ".copier-answers.yml", ".env.example", ".gitignore", ".pre-commit-config.yaml",
     ".python-version", "Makefile", "README.md", "pyproject.toml", "ruff.toml",
@@ -36,6 +41,12 @@ def expected_files(answers: dict) -> set[str]:
     files = set(TOP)
     files |= {f"src/{package}/{module}.py" for module in MODULES}
     files |= {f"tests/{module}.py" for module in TESTS}
+    if answers["serving"]:
+        files |= {f"src/{package}/{module}.py" for module in SERVING_MODULES}
+        files |= {f"tests/{module}.py" for module in SERVING_TESTS}
+    if answers["monitoring"]:
+        files |= {f"src/{package}/{module}.py" for module in MONITORING_MODULES}
+        files |= {f"tests/{module}.py" for module in MONITORING_TESTS}
     files.add(
         "data/customers.csv" if answers["problem_type"] == "classification" else "data/products.csv"
     )
