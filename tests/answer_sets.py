@@ -14,6 +14,7 @@ ANSWER_SETS: dict[str, dict[str, str | bool]] = {
         "python_version": "3.11",
         "license": "Proprietary",
         "ci_provider": "gitlab",
+        "monitoring": False,  # the compose stack without Prometheus and Grafana
     },
     "regression-hist_gradient_boosting": {"problem_type": "regression", "docker": False},
     "regression-random_forest": {

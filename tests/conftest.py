@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from answer_sets import ANSWER_SETS
-from harness import read_answers, render
+from harness import apt_install, loud, read_answers, render
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -47,3 +47,22 @@ def workspace(rendered, tmp_path_factory):
 @pytest.fixture(scope="session")
 def answers_of(rendered):
     return lambda name: read_answers(rendered(name))
+
+
+@pytest.fixture(scope="session")
+def debian_tool():
+    """`debian_tool(command, package)` -> the command's path, installing the package if needed."""
+    found: dict[str, str | None] = {}
+
+    def get(command: str, package: str) -> str:
+        if command not in found:
+            if shutil.which(command) is None:
+                problem = apt_install(package)
+                if problem:
+                    loud(f"CANNOT INSTALL {package} ({command}): {problem}")
+            found[command] = shutil.which(command)
+        if found[command] is None:
+            pytest.skip(f"{command} (Debian package {package}) cannot be installed here")
+        return found[command]
+
+    return get

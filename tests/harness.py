@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import yaml
@@ -90,6 +91,32 @@ def project_env(python_version: str) -> dict[str, str]:
         env["UV_PYTHON"] = interpreter
     env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", UV_NO_PROGRESS="1")
     return env
+
+
+def loud(message: str) -> None:
+    """A message that must not get lost among the passing tests."""
+    line = "!" * 78
+    print(f"\n{line}\n!! {message}\n{line}", file=sys.stderr, flush=True)
+    warnings.warn(message, stacklevel=2)
+
+
+def apt_install(*packages: str) -> str | None:
+    """Install Debian packages; None when done, else why they could not be installed."""
+    if shutil.which("apt-get") is None:
+        return "apt-get is not available"
+    if os.geteuid() != 0:
+        return "installing Debian packages needs root"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y"]
+    install += ["--no-install-recommends", *packages]
+    for attempt_number in range(2):
+        result = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            return None
+        if attempt_number == 0:  # perhaps stale package lists
+            update = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "update"]
+            subprocess.run(update, env=env, capture_output=True, check=False)
+    return f"apt-get install {' '.join(packages)} failed:\n{result.stderr[-2000:]}"
 
 
 def read_answers(project: Path) -> dict:

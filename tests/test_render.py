@@ -30,8 +30,8 @@ TOP = [
     ".copier-answers.yml", ".env.example", ".gitignore", ".pre-commit-config.yaml",
     ".python-version", "Makefile", "README.md", "pyproject.toml", "ruff.toml",
 ]  # fmt: skip
-# `${{ ... }}` is a GitHub Actions expression, not Jinja.
-LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#|\.jinja\b")
+# Not Jinja: `${{ ... }}` (a GitHub Actions expression), `{{ $labels.x }}` (a Prometheus template).
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{(?! \$)|\{%|\{#|\.jinja\b")
 
 pytestmark = pytest.mark.parametrize("name", sorted(ANSWER_SETS))
 
@@ -42,6 +42,7 @@ def expected_files(answers: dict) -> set[str]:
     files |= {f"src/{package}/{module}.py" for module in MODULES}
     files |= {f"tests/{module}.py" for module in TESTS}
     if answers["serving"]:
+        files.add("logs/.gitignore")
         files |= {f"src/{package}/{module}.py" for module in SERVING_MODULES}
         files |= {f"tests/{module}.py" for module in SERVING_TESTS}
     if answers["monitoring"]:
@@ -52,12 +53,15 @@ def expected_files(answers: dict) -> set[str]:
     )
     if answers["license"] != "Proprietary":
         files.add("LICENSE")
-    if answers["docker"]:
+    if answers["monitoring"]:
         files |= {
-            ".dockerignore", "Dockerfile", "compose.yaml", "deploy/mlflow/Dockerfile",
-            "monitoring/alertmanager.yml", "monitoring/prometheus.yml",
+            "monitoring/alertmanager.yml", "monitoring/alerts.yml", "monitoring/alerts.test.yml",
+            "monitoring/prometheus.yml", "monitoring/grafana/dashboards/service.json",
+            "monitoring/grafana/provisioning/dashboards/dashboards.yml",
             "monitoring/grafana/provisioning/datasources/prometheus.yml",
         }  # fmt: skip
+    if answers["docker"]:
+        files |= {".dockerignore", "Dockerfile", "compose.yaml", "deploy/mlflow/Dockerfile"}
         if answers["kubernetes"]:  # asked, and recorded, only with docker
             base = ["configmap", "deployment", "hpa", "kustomization", "pdb", "service"]
             files |= {f"deploy/k8s/base/{name}.yaml" for name in base}
