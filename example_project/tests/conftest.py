@@ -25,6 +25,8 @@ def make_settings(folder, **overrides) -> Settings:
         "artifact_location": folder / "mlartifacts",
         "cv_folds": 3,
         "model_uri": str(folder / "models" / "model"),
+        "prediction_log_dir": folder / "logs" / "predictions",
+        "monitoring_dir": folder / "reports" / "monitoring",
     }
     return Settings(_env_file=None, **(values | overrides))
 

@@ -67,7 +67,9 @@ def test_bad_setting_names_the_variable():
     assert "CUSTOMER_CHURN_CV_FOLDS" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_missing_model_is_one_clear_error(tmp_path):
-    result = _run("serve", "--model-uri", str(tmp_path / "nothing"))
+@pytest.mark.parametrize("command", ["serve", "evaluate", "predict"])
+def test_missing_model_is_one_clear_error(tmp_path, command):
+    extra = [str(tmp_path / "in.csv"), str(tmp_path / "out.csv")] if command == "predict" else []
+    result = _run(command, *extra, "--model-uri", str(tmp_path / "nothing"))
     assert result.returncode == 2
     assert "no model at" in result.stderr and "Traceback" not in result.stderr

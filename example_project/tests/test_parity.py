@@ -1,4 +1,4 @@
-"""The three ways to get a prediction agree: batch (pipeline), the API (ONNX), MLflow's pyfunc."""
+"""Three ways to a prediction agree: batch (pipeline), the API (ONNX), MLflow's pyfunc."""
 
 import mlflow
 import numpy as np
@@ -41,10 +41,9 @@ def test_the_sklearn_backend_is_exact(model, trained, settings, sample):
     records = rows.where(rows.notna(), None).to_dict(orient="records")
     with TestClient(create_app(settings, exact)) as client:
         served = client.post("/predict", json=records).json()["predictions"]
+    served = [p["prediction"] for p in served]
     expected = predict_frame(model, sample)
-    np.testing.assert_allclose(
-        [p["prediction"] for p in served], expected["prediction"], rtol=1e-12
-    )
+    np.testing.assert_allclose(served, expected["prediction"], rtol=1e-12)
 
 
 def test_a_corrupt_graph_falls_back_to_the_pipeline(trained, tmp_path):

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from customer_churn.contract import CONTRACT
 from customer_churn.fields import Categorical, Numeric
+from customer_churn.prediction_log import read_log
 from customer_churn.serve import Record, create_app
 
 BOUNDED = next(f for f in CONTRACT.features if isinstance(f, Numeric) and f.maximum is not None)
@@ -158,6 +159,59 @@ def test_metrics_count_requests_predictions_and_the_model(client, record, traine
     assert re.search(r"predictions_total\{outcome=\"[^\"]+\"\} [1-9]", text)
     labels = f'backend="onnx",name="{trained.manifest["name"]}",version="{trained.model_version}"'
     assert "model_info{" + labels + "} 1.0" in text
+    assert "model_loaded 1.0" in text
+
+
+def test_predictions_are_logged_with_their_request_id(serving_model, settings, sample, tmp_path):
+    folder = tmp_path / "log"
+    app = create_app(settings.model_copy(update={"prediction_log_dir": folder}), serving_model)
+    rows = sample[CONTRACT.feature_names].head(3).astype(object)
+    records = rows.where(rows.notna(), None).to_dict(orient="records")
+    with TestClient(app) as client:
+        answer = client.post("/predict", json=records, headers={"x-request-id": "batch-7"}).json()
+        client.post("/predict", json=records[0], headers={"x-request-id": "single-8"})
+    # leaving the client shut the service down: the log was flushed before it exited
+    logged, unreadable = read_log(folder)
+    assert unreadable == 0
+    assert [(r["request_id"], r["row"]) for r in logged] == [
+        ("batch-7", 0),
+        ("batch-7", 1),
+        ("batch-7", 2),
+        ("single-8", 0),
+    ]
+    assert logged[1]["inputs"] == records[1]
+    assert logged[1]["prediction"] == answer["predictions"][1]["prediction"]
+    assert logged[0]["model_version"] == answer["model_version"]
+    assert all(r["latency_ms"] > 0 for r in logged)
+
+
+def test_the_prediction_log_can_be_sampled_or_switched_off(
+    serving_model, settings, record, tmp_path
+):
+    for name, update in {
+        "off": {"prediction_log": False},
+        "none-sampled": {"prediction_log_sample_rate": 0.0},
+    }.items():
+        folder = tmp_path / name
+        changed = settings.model_copy(update=update | {"prediction_log_dir": folder})
+        with TestClient(create_app(changed, serving_model)) as client:
+            assert client.post("/predict", json=record).status_code == 200
+        assert read_log(folder) == ([], 0)
+
+
+def test_a_broken_log_disk_never_fails_a_request(serving_model, settings, record, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the log folder should be")
+    broken = settings.model_copy(update={"prediction_log_dir": blocker / "log"})
+    with TestClient(create_app(broken, serving_model)) as client:
+        for _ in range(3):
+            assert client.post("/predict", json=record).status_code == 200
+        deadline = time.monotonic() + 10
+        while 'prediction_log_dropped_total{reason="write_error"} 3.0' not in (
+            text := client.get("/metrics").text
+        ):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.05)
 
 
 def test_errors_never_reveal_a_stack_trace(serving_model, settings, record, monkeypatch):

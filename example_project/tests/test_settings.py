@@ -31,7 +31,8 @@ def test_a_dotenv_file_is_read(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("CV_FOLDS", "1"), ("TEST_SIZE", "1.5"), ("PORT", "http"), ("SEED", "x")]
+    ("name", "value"),
+    [("CV_FOLDS", "1"), ("TEST_SIZE", "1.5"), ("SEED", "x"), ("PORT", "http")],
 )
 def test_bad_values_are_refused_by_name(monkeypatch, name, value):
     monkeypatch.setenv(f"{ENV_PREFIX}{name}", value)

@@ -28,9 +28,13 @@ CV_SCORING = {"roc_auc": "roc_auc", "f1": "f1", "accuracy": "accuracy"}
 
 def compute_metrics(pipeline, frame: pd.DataFrame) -> dict[str, float]:
     """Accuracy, precision, recall, F1, ROC AUC, average precision and log loss."""
-    y_true = frame[CONTRACT.target.name]
     probability = pipeline.predict_proba(features_of(frame))[:, 1]
     y_pred = pipeline.predict(features_of(frame))
+    return score(frame[CONTRACT.target.name], y_pred, probability)
+
+
+def score(y_true, y_pred, probability) -> dict[str, float]:
+    """The metrics of `compute_metrics`, from labels, predictions and P(class 1)."""
     return {
         "accuracy": skm.accuracy_score(y_true, y_pred),
         "precision": skm.precision_score(y_true, y_pred, zero_division=0),

@@ -1,4 +1,5 @@
-"""The serving export: the pipeline (skops), its ONNX graph when it converts and agrees, a manifest.
+"""The serving export: the pipeline (skops), its ONNX graph when it converts and agrees, a
+manifest, and the drift reference (training rows with the model's answers on them).
 
 The ONNX graph computes in float32 where scikit-learn uses float64, so tree thresholds can
 flip for values right on them. The export measures the difference on the holdout and keeps
@@ -22,6 +23,7 @@ from .runtime import (
     MANIFEST,
     ONNX_FILE,
     PIPELINE_FILE,
+    REFERENCE_FILE,
     ServingModel,
     onnx_session,
 )
@@ -67,13 +69,34 @@ def compare(pipeline, session_model, frame: pd.DataFrame) -> dict[str, float]:
     }
 
 
+REFERENCE_ROWS = 10_000
+
+
+def reference_frame(pipeline, rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """What the drift job compares live traffic with: features of (at most `REFERENCE_ROWS`)
+    training rows, and the model's predictions on them."""
+    if len(rows) > REFERENCE_ROWS:
+        rows = rows.sample(REFERENCE_ROWS, random_state=seed)
+    reference = features_of(rows).reset_index(drop=True)
+    reference["prediction"] = pipeline.predict(features_of(rows))
+    if CONTRACT.target.kind == "classification":
+        reference["probability"] = pipeline.predict_proba(features_of(rows))[:, -1]
+    return reference
+
+
 def export_serving_model(
-    pipeline, holdout: pd.DataFrame, target: Path, metadata: dict[str, Any], tolerance: float
+    pipeline,
+    holdout: pd.DataFrame,
+    target: Path,
+    metadata: dict[str, Any],
+    tolerance: float,
+    reference: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Write the serving folder at `target`, replacing any previous one whole; return the manifest.
 
     `tolerance` bounds the largest difference allowed between ONNX and the pipeline on the
     holdout: in probability for a classifier, in standard deviations of the target otherwise.
+    `reference` (the training rows) becomes the drift reference; without it, the holdout does.
     """
     import skops.io
 
@@ -90,6 +113,9 @@ def export_serving_model(
             "skops_trusted_types": trusted_types(pipeline),
             "onnx": None,
         }
+        drift_reference = reference_frame(pipeline, holdout if reference is None else reference)
+        drift_reference.to_parquet(folder / REFERENCE_FILE, index=False)
+        manifest["reference"] = {"file": REFERENCE_FILE, "rows": len(drift_reference)}
         if CONTRACT.target.kind == "regression":  # bucket bounds of the served-values metric
             deciles = np.quantile(holdout[CONTRACT.target.name], np.linspace(0.1, 0.9, 9))
             manifest["target_quantiles"] = [round(float(q), 6) for q in deciles]

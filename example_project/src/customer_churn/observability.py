@@ -13,9 +13,12 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 REQUEST_ID = contextvars.ContextVar("request_id", default="-")
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -80,6 +83,22 @@ class Metrics:
             registry=self.registry,
         )
         self.model = Info("model", "The model being served", registry=self.registry)
+        self.model_loaded = Gauge(
+            "model_loaded", "1 once a model is loaded and answering, else 0", registry=self.registry
+        )
+        self.logged = Counter(
+            "prediction_log_records",
+            "Records written to the prediction log",
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "prediction_log_dropped",
+            "Records the prediction log could not keep, by reason (queue_full, write_error)",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("queue_full", "write_error"):  # exposed at 0: increase() needs a start
+            self.dropped.labels(reason)
         self._outcomes: dict[str, Any] = {}
         self._requests: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -191,3 +210,86 @@ async def _send_json(send, status: int, payload: dict[str, Any]) -> None:
         }
     )
     await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
+
+
+class DriftCollector:
+    """Exposes the latest result of the drift job (its `drift.json`) as Prometheus gauges.
+
+    The file is read when Prometheus scrapes, and only when it changed; without it (the job has
+    not run yet) no drift series is exposed, which the `DriftJobNotRunning` alert notices.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._stamp: float | None = None
+        self._result: dict[str, Any] | None = None
+
+    def _latest(self) -> dict[str, Any] | None:
+        try:
+            stamp = self.path.stat().st_mtime
+        except OSError:
+            return None
+        if stamp != self._stamp:
+            try:
+                self._result = json.loads(self.path.read_text())
+                self._stamp = stamp
+            except (OSError, ValueError):
+                return self._result  # being rewritten: keep the previous result
+        return self._result
+
+    def collect(self) -> Iterator[Metric]:
+        result = self._latest()
+        if not result:
+            return
+        yield GaugeMetricFamily(
+            "drift_last_run_timestamp_seconds",
+            "When the drift job last ran (Unix time)",
+            value=result["timestamp"],
+        )
+        yield GaugeMetricFamily(
+            "drift_window_records", "Logged records the drift job compared", value=result["window"]
+        )
+        yield GaugeMetricFamily(
+            "drift_share_of_features",
+            "Share of features that drifted in the last window",
+            value=result["share_drifted"],
+        )
+        yield GaugeMetricFamily(
+            "drift_dataset_detected",
+            "1 when the share of drifted features reached its threshold",
+            value=float(result["dataset_drift"]),
+        )
+        score = GaugeMetricFamily(
+            "drift_feature_score",
+            "Drift statistic of each feature (PSI for numbers, Jensen-Shannon for categories)",
+            labels=["feature", "statistic"],
+        )
+        detected = GaugeMetricFamily(
+            "drift_feature_detected", "1 when a feature drifted", labels=["feature"]
+        )
+        for name, feature in result["features"].items():
+            score.add_metric([name, feature["statistic"]], feature["score"])
+            detected.add_metric([name], float(feature["drifted"]))
+        yield score
+        yield detected
+        prediction = result["prediction"]
+        yield GaugeMetricFamily(
+            "drift_prediction_score",
+            f"Drift statistic of the predictions ({prediction['statistic']})",
+            value=prediction["score"],
+        )
+        yield GaugeMetricFamily(
+            "drift_prediction_detected",
+            "1 when the predictions drifted",
+            value=float(prediction["drifted"]),
+        )
+        performance = result.get("performance")
+        if performance:
+            live = GaugeMetricFamily(
+                "model_live_metric",
+                "Metrics of the served model on logged records whose labels arrived",
+                labels=["metric"],
+            )
+            for name, value in performance["live"].items():
+                live.add_metric([name], value)
+            yield live

@@ -22,6 +22,7 @@ from .errors import ModelLoadError
 MANIFEST = "serving.json"
 ONNX_FILE = "model.onnx"
 PIPELINE_FILE = "pipeline.skops"
+REFERENCE_FILE = "reference.parquet"  # the drift reference; serving never reads it
 REGISTRY_SCHEMES = ("models:/", "runs:/")  # URIs MLflow resolves; anything else is a folder
 log = logging.getLogger(__name__)
 

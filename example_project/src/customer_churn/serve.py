@@ -13,6 +13,7 @@ import secrets
 import subprocess
 import sys
 import threading
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,7 +30,8 @@ from . import __version__
 from .contract import CONTRACT
 from .errors import ModelLoadError
 from .fields import Categorical
-from .observability import REQUEST_ID, Metrics, RequestGuard
+from .observability import REQUEST_ID, DriftCollector, Metrics, RequestGuard
+from .prediction_log import PredictionLog
 from .runtime import REGISTRY_SCHEMES, ServingModel, load_serving_model
 from .settings import Settings, get_settings
 
@@ -142,10 +144,12 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
     and `/ready` answers 503 until it is in place."""
     settings = settings or get_settings()
     metrics = Metrics()
+    metrics.registry.register(DriftCollector(settings.monitoring_dir / "drift.json"))
     reload_lock = asyncio.Lock()
 
     def install(loaded: ServingModel) -> None:
         app.state.model = loaded
+        metrics.model_loaded.set(1)
         manifest = loaded.manifest
         metrics.model.info(
             {
@@ -172,9 +176,23 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if settings.prediction_log:
+            app.state.prediction_log = PredictionLog(
+                settings.prediction_log_dir,
+                sample_rate=settings.prediction_log_sample_rate,
+                max_queue=settings.prediction_log_queue,
+                max_bytes=settings.prediction_log_max_bytes,
+                keep_files=settings.prediction_log_keep_files,
+                on_drop=lambda reason, count: metrics.dropped.labels(reason).inc(count),
+                on_write=metrics.logged.inc,
+            )
         if model is None:
             threading.Thread(target=load_in_background, daemon=True).start()
-        yield
+        try:
+            yield
+        finally:
+            if app.state.prediction_log is not None:
+                app.state.prediction_log.close()  # what is queued is written before exit
 
     app = FastAPI(
         title="Customer Churn",
@@ -184,6 +202,7 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
     )
     app.state.model = None
     app.state.load_error = None
+    app.state.prediction_log = None
     if model is not None:
         install(model)
     if settings.cors_origins:
@@ -278,6 +297,7 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
         The hot path: checks are inline rather than dependencies, and the answer is written
         as JSON directly rather than validated again through the response model.
         """
+        started = time.perf_counter()
         await require_key(request)
         loaded = await serving_model(request)
         records = body if isinstance(body, list) else [body]
@@ -288,16 +308,24 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
                 413,
                 f"{len(records)} records exceed the limit of {settings.max_batch_size} per request",
             )
-        predictions, probabilities = loaded.predict_records([r.__dict__ for r in records])
+        inputs = [r.__dict__ for r in records]
+        predictions, probabilities = loaded.predict_records(inputs)
         for label in predictions:
             metrics.count_prediction(str(label))
         answers = [
             {"prediction": int(p), "probability": float(q)}
             for p, q in zip(predictions, probabilities, strict=True)
         ]
+        request_id = REQUEST_ID.get()
+        prediction_log = request.app.state.prediction_log
+        if prediction_log is not None:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            prediction_log.record(
+                request_id, loaded.version, elapsed_ms, inputs, predictions, probabilities
+            )
         payload = {
             "model_version": loaded.version,
-            "request_id": REQUEST_ID.get(),
+            "request_id": request_id,
             "predictions": answers,
         }
         return Response(json.dumps(payload), media_type="application/json")

@@ -63,6 +63,28 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
+    # The prediction log (inputs and answers, for the drift job): off the request path,
+    # bounded, rotating. A sample rate below 1 logs that share of requests.
+    prediction_log: bool = True
+    prediction_log_dir: Path = Path("logs/predictions")
+    prediction_log_sample_rate: float = Field(1.0, ge=0, le=1)
+    prediction_log_max_bytes: int = Field(50_000_000, ge=10_000)
+    prediction_log_keep_files: int = Field(20, ge=1)
+    prediction_log_queue: int = Field(10_000, ge=1)
+
+    # Monitoring: the drift job compares the last `drift_window` logged records with the
+    # training reference. A numeric feature drifts when its PSI exceeds `drift_psi_threshold`;
+    # a categorical one when its Jensen-Shannon distance exceeds `drift_js_threshold`. The
+    # job fails (exit 1) when the share of drifted features reaches `drift_share_threshold`,
+    # when the predictions drift, or when the primary metric on labelled records is worse
+    # than the holdout's by more than `drift_max_metric_decay` (relative: 0.1 is 10%).
+    monitoring_dir: Path = Path("logs/monitoring")
+    drift_window: int = Field(1000, ge=1)
+    drift_min_records: int = Field(100, ge=10)
+    drift_psi_threshold: float = Field(0.2, gt=0)
+    drift_js_threshold: float = Field(0.1, gt=0, le=1)
+    drift_share_threshold: float = Field(0.3, gt=0, le=1)
+    drift_max_metric_decay: float = Field(0.1, ge=0)
 
     @property
     def export_dir(self) -> Path:

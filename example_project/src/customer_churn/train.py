@@ -172,7 +172,12 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
             "git_commit": receipt["git_commit"],
         }
         manifest = export_serving_model(
-            pipeline, fitted.test_frame, settings.export_dir, metadata, settings.onnx_tolerance
+            pipeline,
+            fitted.test_frame,
+            settings.export_dir,
+            metadata,
+            settings.onnx_tolerance,
+            reference=fitted.train_frame,
         )
         mlflow.log_artifacts(str(settings.export_dir), artifact_path="serving")
         mlflow.log_dict(manifest, "serving_manifest.json")
