@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from answer_sets import ANSWER_SETS
-from harness import apt_install, loud, read_answers, render
+from harness import apt_install, loud, read_answers, render, template_repository
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -66,3 +66,9 @@ def debian_tool():
         return found[command]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory):
+    """A clone of this repository tagged OLD_VERSION and NEW_VERSION (see harness.py)."""
+    return template_repository(tmp_path_factory.mktemp("template") / "copier-mlops")

@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import yaml
+from packaging.version import InvalidVersion, Version
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example_project"
@@ -51,6 +52,105 @@ def render(destination: Path, answers: dict | None = None, **options) -> Path:
         **options,
     )
     return destination
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in `cwd` and return its output; a failure raises with git's message."""
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {cwd}:\n{result.stderr}")
+    return result.stdout
+
+
+def commit_all(project: Path, message: str) -> None:
+    """Stage and commit everything in `project`, making it a git repository if it is not one."""
+    if not (project / ".git").exists():
+        git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "--no-verify", "-m", message)
+
+
+# Release tags of the template copy made by `template_repository`.
+OLD_VERSION, NEW_VERSION = "0.0.1", "0.0.2"
+
+
+def older_template_commit(repository: Path) -> str:
+    """The commit to update from: the newest release before HEAD whose template differs from
+    HEAD's, or, before the first such release, the first commit of the template."""
+    releases = []
+    for tag in git(repository, "tag", "--merged", "HEAD").split():
+        try:
+            version = Version(tag)
+        except InvalidVersion:
+            continue
+        if not version.is_prerelease:
+            releases.append((version, tag))
+    for _, tag in sorted(releases, reverse=True):
+        differs = subprocess.run(
+            ["git", "diff", "--quiet", tag, "HEAD", "--", "copier.yml", "template"],
+            cwd=repository,
+            check=False,
+        )
+        if differs.returncode == 1:
+            return git(repository, "rev-list", "-n", "1", tag).strip()
+    return git(repository, "log", "--reverse", "--format=%H", "--", "copier.yml").split()[0]
+
+
+def template_repository(destination: Path) -> Path:
+    """A local clone of this repository tagged with two releases, for `copier update` tests.
+
+    The clone's HEAD is this working tree (uncommitted changes become one more commit, as
+    `render` sees them) and is tagged NEW_VERSION; `older_template_commit` is tagged
+    OLD_VERSION. This repository's own tags are removed from the clone, so copier's choice of
+    the newest version does not depend on them. No network is used.
+    """
+    git(ROOT, "clone", "--quiet", "--no-local", str(ROOT), str(destination))
+    listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for name in filter(None, listed.split("\0")):
+        source, target = ROOT / name, destination / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        elif target.is_file():
+            target.unlink()
+    git(destination, "add", "-A")
+    if git(destination, "status", "--porcelain"):
+        git(destination, "commit", "-q", "--no-verify", "-m", "Uncommitted changes")
+    older = older_template_commit(destination)
+    for tag in git(destination, "tag").split():
+        git(destination, "tag", "-d", tag)
+    git(destination, "tag", OLD_VERSION, older)
+    git(destination, "tag", NEW_VERSION, "HEAD")
+    return destination
+
+
+CONFLICT_MARKER = re.compile(r"(?m)^(<{7}|>{7})( |$)")
+
+
+def merge_leftovers(project: Path) -> list[str]:
+    """Files of `project` that copier left a rejected hunk or an inline conflict in."""
+    found = []
+    for path in sorted(project.rglob("*")):
+        relative = path.relative_to(project)
+        if relative.parts[0] == ".git" or not path.is_file():
+            continue
+        if path.suffix == ".rej" or CONFLICT_MARKER.search(path.read_text(errors="replace")):
+            found.append(str(relative))
+    return found
+
+
+def check_update(project: Path) -> dict:
+    """What `copier check-update` reports for `project`, as its JSON output."""
+    result = subprocess.run(
+        [tool("copier"), "check-update", "--output-format", "json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"copier check-update failed:\n{result.stdout}{result.stderr}")
+    return json.loads(result.stdout)
 
 
 def python_for(version: str) -> str | None:
@@ -117,6 +217,16 @@ def apt_install(*packages: str) -> str | None:
             update = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "update"]
             subprocess.run(update, env=env, capture_output=True, check=False)
     return f"apt-get install {' '.join(packages)} failed:\n{result.stderr[-2000:]}"
+
+
+def run_checked(command: list[str], project: Path, env: dict, timeout: float = 1500) -> str:
+    """Run `command` in `project`; return its output, or fail the test with the output's tail."""
+    result = subprocess.run(
+        command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output[-6000:]}"
+    return output
 
 
 def read_answers(project: Path) -> dict:

@@ -1,0 +1,216 @@
+"""Tier 5: `copier update` takes a project to a newer template version and keeps the user's work.
+
+A clone of this repository (harness.template_repository) holds two releases: OLD_VERSION, an
+older commit of the template, and NEW_VERSION, this working tree. The default answers are
+rendered at OLD_VERSION and committed, the scripted edits of a user are committed on top, and
+copier's Python API updates the project to the newest release. The result must be exactly
+what NEW_VERSION renders with the same edits applied: nothing rejected, no conflict, nothing
+of the user's lost, no template file left behind at the old version.
+"""
+
+import csv
+import io
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from copier import run_copy, run_update
+
+from harness import (
+    ANSWERS_FILE,
+    NEW_VERSION,
+    OLD_VERSION,
+    PROVENANCE_KEYS,
+    check_update,
+    commit_all,
+    git,
+    merge_leftovers,
+    project_env,
+    python_for,
+    read_answers,
+    run_checked,
+)
+
+# What a user of the default (customer churn) project does between two updates.
+HYPERPARAMETER = ('"learning_rate": 0.05,', '"learning_rate": 0.08,')
+NEW_FEATURE = 'Categorical("senior", "Account holder aged 65 or more", ("no", "yes")),'
+NEW_COLUMN = '"senior": np.where(age >= 65, "yes", "no"),'
+USER_TEST = "tests/test_senior.py"
+USER_TEST_TEXT = '''"""The feature this team added to the contract."""
+
+from {package}.contract import CONTRACT
+from {package}.synthetic import generate
+
+
+def test_senior_follows_age():
+    assert "senior" in CONTRACT.categorical
+    frame = generate(500, seed=7)
+    assert ((frame["age"] >= 65) == (frame["senior"] == "yes")).all()
+'''
+README_NOTE = "\n## Team notes\n\nOwned by the retention team; retrained every Monday.\n"
+
+
+def _replace_once(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{path.name}: expected one {old!r} to edit"
+    path.write_text(text.replace(old, new))
+
+
+def _add_senior_column(data: Path) -> None:
+    """The bundled data with the new column before the target, as the edited generator makes it."""
+    rows = list(csv.reader(io.StringIO(data.read_text())))
+    header = rows[0]
+    age, position = header.index("age"), header.index("churned")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*header[:position], "senior", *header[position:]])
+    for row in rows[1:]:
+        senior = "yes" if int(row[age]) >= 65 else "no"
+        writer.writerow([*row[:position], senior, *row[position:]])
+    data.write_text(out.getvalue())
+
+
+def apply_user_edits(project: Path) -> None:
+    """A hyperparameter, a new feature in the contract (with its example data), a new test
+    file and README text: what the rendered README tells users to make their own."""
+    package = read_answers(project)["package_name"]
+    source = project / "src" / package
+    _replace_once(source / "model.py", *HYPERPARAMETER)
+    _replace_once(
+        source / "contract.py", "    ),\n    target=", f"        {NEW_FEATURE}\n    ),\n    target="
+    )
+    _replace_once(
+        source / "synthetic.py",
+        "            CONTRACT.target.name: churned,",
+        f"            {NEW_COLUMN}\n            CONTRACT.target.name: churned,",
+    )
+    _add_senior_column(project / "data" / "customers.csv")
+    (project / USER_TEST).write_text(USER_TEST_TEXT.format(package=package))
+    with (project / "README.md").open("a") as readme:  # a section of their own, at the end
+        readme.write(README_NOTE)
+
+
+def tree(project: Path) -> dict[str, bytes]:
+    """Every file of `project` but git's, by relative path; the answers file without the
+    lines that say where and from which commit it was rendered."""
+    files = {}
+    for path in project.rglob("*"):
+        relative = path.relative_to(project)
+        if path.is_file() and relative.parts[0] != ".git":
+            files[str(relative)] = path.read_bytes()
+    provenance = re.compile(rf"(?m)^({'|'.join(PROVENANCE_KEYS)}): .*\n".encode())
+    files[ANSWERS_FILE] = provenance.sub(b"", files[ANSWERS_FILE])
+    return files
+
+
+@dataclass
+class Update:
+    project: Path
+    rendered_at: str  # the `_commit` the first rendering recorded
+    before: dict  # copier check-update, before and after the update
+    after: dict
+
+
+def update_project(project: Path, data: dict | None = None) -> None:
+    """`copier update` to the newest release, as a user runs it, then commit the result."""
+    run_update(
+        str(project),
+        data=data or {},
+        defaults=True,
+        overwrite=True,
+        conflict="inline",
+        quiet=True,
+        unsafe=False,
+    )
+    commit_all(project, "Update from the template")
+
+
+@pytest.fixture(scope="session")
+def updated(template_repo, tmp_path_factory) -> Update:
+    project = tmp_path_factory.mktemp("update") / "project"
+    run_copy(
+        str(template_repo),
+        str(project),
+        defaults=True,
+        vcs_ref=OLD_VERSION,
+        quiet=True,
+        unsafe=False,
+    )
+    commit_all(project, f"Render copier-mlops {OLD_VERSION}")
+    rendered_at = read_answers(project)["_commit"]
+    apply_user_edits(project)
+    commit_all(project, "Our model, feature, test and notes")
+    before = check_update(project)
+    update_project(project)
+    return Update(project, rendered_at, before, check_update(project))
+
+
+def test_check_update_reports_the_newer_release(updated):
+    assert updated.rendered_at == OLD_VERSION
+    assert updated.before == {
+        "update_available": True,
+        "current_version": OLD_VERSION,
+        "latest_version": NEW_VERSION,
+    }
+    assert updated.after["update_available"] is False
+    assert read_answers(updated.project)["_commit"] == NEW_VERSION
+
+
+def test_update_leaves_no_conflict_or_rejected_hunk(updated):
+    assert merge_leftovers(updated.project) == []
+
+
+def test_every_user_edit_survives(updated):
+    project = updated.project
+    source = project / "src" / read_answers(project)["package_name"]
+    assert HYPERPARAMETER[1] in (source / "model.py").read_text()
+    assert NEW_FEATURE in (source / "contract.py").read_text()
+    assert NEW_COLUMN in (source / "synthetic.py").read_text()
+    assert "senior" in (project / "data" / "customers.csv").read_text().splitlines()[0]
+    assert "def test_senior_follows_age" in (project / USER_TEST).read_text()
+    assert (project / "README.md").read_text().endswith(README_NOTE)
+
+
+def test_update_equals_the_new_release_plus_the_user_edits(updated, rendered, tmp_path):
+    """Every template-owned file is at the new version; the user's files carry their edits."""
+    expected = Path(shutil.copytree(rendered("defaults"), tmp_path / "expected"))
+    apply_user_edits(expected)
+    want, got = tree(expected), tree(updated.project)
+    assert sorted(got) == sorted(want)
+    assert [name for name in sorted(want) if got[name] != want[name]] == []
+
+
+def test_update_is_committed_and_clean(updated):
+    assert git(updated.project, "status", "--porcelain") == ""
+
+
+def test_no_question_disappears_without_a_migration(template_repo):
+    """A question the older release asked is still asked, or a newer question's default reads
+    the old answer (a rename), or `_migrations` names it; docs/releasing.md says which."""
+    old = yaml.safe_load(git(template_repo, "show", f"{OLD_VERSION}:copier.yml"))
+    new = yaml.safe_load((template_repo / "copier.yml").read_text())
+    questions = lambda config: {k for k in config if not k.startswith("_")}  # noqa: E731
+    handled = yaml.safe_dump(
+        {"defaults": [v.get("default") for v in new.values() if isinstance(v, dict)]}
+        | {"migrations": new.get("_migrations", [])}
+    )
+    gone = [
+        name
+        for name in sorted(questions(old) - questions(new))
+        if not re.search(rf"\b{re.escape(name)}\b", handled)
+    ]
+    assert gone == [], f"questions of {OLD_VERSION} dropped without a rename or a migration"
+
+
+@pytest.mark.slow
+def test_updated_project_passes_its_own_tests(updated, tmp_path):
+    project = Path(shutil.copytree(updated.project, tmp_path / "project"))
+    version = read_answers(project)["python_version"]
+    if python_for(version) is None:
+        pytest.skip(f"NO PYTHON {version} ON THIS MACHINE: cannot install the updated project")
+    output = run_checked(["make", "test"], project, project_env(version))
+    assert " passed" in output and " failed" not in output
+    assert "test_senior.py" in output or "test_senior" in output
