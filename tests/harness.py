@@ -124,6 +124,25 @@ def template_repository(destination: Path) -> Path:
     return destination
 
 
+def update(project: Path, data: dict | None = None) -> None:
+    """`copier update` to the newest release, as a user runs it, then commit the result.
+
+    Conflicts are left inline in the files (see `merge_leftovers`), as copier does by default.
+    """
+    from copier import run_update
+
+    run_update(
+        str(project),
+        data=data or {},
+        defaults=True,
+        overwrite=True,
+        conflict="inline",
+        quiet=True,
+        unsafe=False,
+    )
+    commit_all(project, "Update from the template")
+
+
 CONFLICT_MARKER = re.compile(r"(?m)^(<{7}|>{7})( |$)")
 
 
