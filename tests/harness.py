@@ -70,8 +70,9 @@ def commit_all(project: Path, message: str) -> None:
     git(project, "commit", "-q", "--no-verify", "-m", message)
 
 
-# Release tags of the template copy made by `template_repository`.
+# Release tags of the template repository made by `template_repository`, and what it holds.
 OLD_VERSION, NEW_VERSION = "0.0.1", "0.0.2"
+TEMPLATE_PATHS = ("copier.yml", "template")
 
 
 def older_template_commit(repository: Path) -> str:
@@ -87,7 +88,7 @@ def older_template_commit(repository: Path) -> str:
             releases.append((version, tag))
     for _, tag in sorted(releases, reverse=True):
         differs = subprocess.run(
-            ["git", "diff", "--quiet", tag, "HEAD", "--", "copier.yml", "template"],
+            ["git", "diff", "--quiet", tag, "HEAD", "--", *TEMPLATE_PATHS],
             cwd=repository,
             check=False,
         )
@@ -97,30 +98,30 @@ def older_template_commit(repository: Path) -> str:
 
 
 def template_repository(destination: Path) -> Path:
-    """A local clone of this repository tagged with two releases, for `copier update` tests.
+    """A template repository of two releases, for `copier update` tests; no network is used.
 
-    The clone's HEAD is this working tree (uncommitted changes become one more commit, as
-    `render` sees them) and is tagged NEW_VERSION; `older_template_commit` is tagged
-    OLD_VERSION. This repository's own tags are removed from the clone, so copier's choice of
-    the newest version does not depend on them. No network is used.
+    Its first commit is the template (copier.yml and template/) at `older_template_commit` of
+    this repository, tagged OLD_VERSION; the second is the template in this working tree,
+    uncommitted changes included (as `render` sees it), tagged NEW_VERSION. Holding only what
+    copier reads keeps copier's own clones of it small; no other tag can be the newest.
     """
-    git(ROOT, "clone", "--quiet", "--no-local", str(ROOT), str(destination))
-    listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    destination.mkdir(parents=True)
+    older = older_template_commit(ROOT)
+    archive = destination.parent / f"{destination.name}-older.tar"
+    git(ROOT, "archive", "-o", str(archive), older, "--", *TEMPLATE_PATHS)
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(destination)], check=True)
+    archive.unlink()
+    commit_all(destination, f"copier-mlops {older}")
+    git(destination, "tag", OLD_VERSION)
+    shutil.rmtree(destination / "template")
+    listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--")
     for name in filter(None, listed.split("\0")):
-        source, target = ROOT / name, destination / name
-        if source.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-        elif target.is_file():
-            target.unlink()
+        if name.split("/")[0] in TEMPLATE_PATHS and (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
     git(destination, "add", "-A")
-    if git(destination, "status", "--porcelain"):
-        git(destination, "commit", "-q", "--no-verify", "-m", "Uncommitted changes")
-    older = older_template_commit(destination)
-    for tag in git(destination, "tag").split():
-        git(destination, "tag", "-d", tag)
-    git(destination, "tag", OLD_VERSION, older)
-    git(destination, "tag", NEW_VERSION, "HEAD")
+    git(destination, "commit", "-q", "--no-verify", "--allow-empty", "-m", "copier-mlops now")
+    git(destination, "tag", NEW_VERSION)
     return destination
 
 
