@@ -30,6 +30,8 @@ from harness import (
 )
 from user_edits import USER_TEST, apply_user_edits, assert_user_edits
 
+# A student also keeps notes in a README section after the template's last one.
+STUDENT_SECTION = "\n## My lesson notes\n\nLesson 1: the contract drives validation and features.\n"
 PRESET_NAME = re.compile(r"^lesson-(\d+)-[a-z0-9]+(-[a-z0-9]+)*\.yml$")
 PRESETS = sorted(ROOT.glob("presets/*.yml"))
 LESSONS = sorted(
@@ -105,6 +107,8 @@ def course(template_repo, tmp_path_factory) -> dict[int, Path]:
     )
     commit_all(project, "Lesson 1")
     apply_user_edits(project)
+    with (project / "README.md").open("a") as readme:
+        readme.write(STUDENT_SECTION)
     commit_all(project, "Our model, feature, test and notes")
     snapshots = {}
     for lesson in LESSONS:
@@ -131,6 +135,7 @@ def test_lesson_is_clean_and_keeps_the_student_edits(lesson, course):
     project = course[lesson]
     assert merge_leftovers(project) == []
     assert_user_edits(project)
+    assert (project / "README.md").read_text().endswith(STUDENT_SECTION)
     for path in project.rglob("*"):
         if path.is_file() and path.suffix != ".csv":
             assert not LEFTOVER_JINJA.search(path.read_text()), path.relative_to(project)
