@@ -15,20 +15,17 @@ from pathlib import Path
 import pytest
 import yaml
 from copier import run_copy
-from test_render import LEFTOVER_JINJA, expected_files
 
 from harness import (
     ROOT,
     commit_all,
     merge_leftovers,
-    project_env,
-    python_for,
     read_answers,
-    run_checked,
     tool,
     update,
 )
-from user_edits import USER_TEST, apply_user_edits, assert_user_edits
+from test_render import LEFTOVER_JINJA, expected_files
+from user_edits import USER_TEST, apply_user_edits, assert_own_tests_pass, assert_user_edits
 
 # A student also keeps notes in a README section after the template's last one.
 STUDENT_SECTION = "\n## My lesson notes\n\nLesson 1: the contract drives validation and features.\n"
@@ -146,10 +143,4 @@ def test_lesson_is_clean_and_keeps_the_student_edits(lesson, course):
 
 @pytest.mark.slow
 def test_first_lesson_passes_its_own_tests(course, tmp_path):
-    project = Path(shutil.copytree(course[1], tmp_path / "project"))
-    version = read_answers(project)["python_version"]
-    if python_for(version) is None:
-        pytest.skip(f"NO PYTHON {version} ON THIS MACHINE: cannot install lesson 1")
-    output = run_checked(["make", "test"], project, project_env(version))
-    assert " passed" in output and " failed" not in output
-    assert f"{USER_TEST} ." in output, "the student's own test ran and passed"
+    assert_own_tests_pass(course[1], tmp_path / "project")

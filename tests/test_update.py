@@ -9,7 +9,6 @@ of the user's lost, no template file left behind at the old version.
 """
 
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,13 +25,10 @@ from harness import (
     commit_all,
     git,
     merge_leftovers,
-    project_env,
-    python_for,
     read_answers,
-    run_checked,
     update,
 )
-from user_edits import USER_TEST, apply_user_edits, assert_user_edits
+from user_edits import apply_user_edits, assert_own_tests_pass, assert_user_edits
 
 
 def tree(project: Path) -> dict[str, bytes]:
@@ -129,10 +125,4 @@ def test_no_question_disappears_without_a_migration(template_repo):
 
 @pytest.mark.slow
 def test_updated_project_passes_its_own_tests(updated, tmp_path):
-    project = Path(shutil.copytree(updated.project, tmp_path / "project"))
-    version = read_answers(project)["python_version"]
-    if python_for(version) is None:
-        pytest.skip(f"NO PYTHON {version} ON THIS MACHINE: cannot install the updated project")
-    output = run_checked(["make", "test"], project, project_env(version))
-    assert " passed" in output and " failed" not in output
-    assert f"{USER_TEST} ." in output, "the user's own test ran and passed"
+    assert_own_tests_pass(updated.project, tmp_path / "project")

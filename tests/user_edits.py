@@ -4,9 +4,12 @@ note under the README's title: what the rendered README tells users is theirs to
 
 import csv
 import io
+import shutil
 from pathlib import Path
 
-from harness import read_answers
+import pytest
+
+from harness import project_env, python_for, read_answers, run_checked
 
 HYPERPARAMETER = ('"learning_rate": 0.05,', '"learning_rate": 0.08,')
 NEW_FEATURE = 'Categorical("senior", "Account holder aged 65 or more", ("no", "yes")),'
@@ -75,3 +78,15 @@ def assert_user_edits(project: Path) -> None:
     assert "senior" in (project / "data" / "customers.csv").read_text().splitlines()[0]
     assert "def test_senior_follows_age" in (project / USER_TEST).read_text()
     assert README_NOTE in (project / "README.md").read_text()
+
+
+def assert_own_tests_pass(project: Path, workspace: Path) -> None:
+    """Install a copy of `project` in `workspace` and run its `make test`: everything passes,
+    the user's own test included. Skipped where the project's Python is not installed."""
+    project = Path(shutil.copytree(project, workspace))
+    version = read_answers(project)["python_version"]
+    if python_for(version) is None:
+        pytest.skip(f"NO PYTHON {version} ON THIS MACHINE: cannot install {project}")
+    output = run_checked(["make", "test"], project, project_env(version))
+    assert " passed" in output and " failed" not in output
+    assert f"{USER_TEST} ." in output, "the user's own test ran and passed"
