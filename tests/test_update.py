@@ -1,7 +1,7 @@
 """Tier 5: `copier update` takes a project to a newer template version and keeps the user's work.
 
-A clone of this repository (harness.template_repository) holds two releases: OLD_VERSION, an
-older commit of the template, and NEW_VERSION, this working tree. The default answers are
+A template repository made from this one (harness.template_repository) holds two releases:
+OLD_VERSION, an older commit of the template, and NEW_VERSION, this working tree. The default answers are
 rendered at OLD_VERSION and committed, the scripted edits of a user are committed on top, and
 copier's Python API updates the project to the newest release. The result must be exactly
 what NEW_VERSION renders with the same edits applied: nothing rejected, no conflict, nothing
