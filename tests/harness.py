@@ -144,6 +144,19 @@ def update(project: Path, data: dict | None = None) -> None:
     commit_all(project, "Update from the template")
 
 
+def project_files(project: Path) -> dict[str, bytes]:
+    """Every file of `project` but git's, by relative path; the answers file without the
+    lines that say where and from which commit it was rendered."""
+    files = {}
+    for path in project.rglob("*"):
+        relative = path.relative_to(project)
+        if path.is_file() and relative.parts[0] != ".git":
+            files[str(relative)] = path.read_bytes()
+    provenance = re.compile(rf"(?m)^({'|'.join(PROVENANCE_KEYS)}): .*\n".encode())
+    files[ANSWERS_FILE] = provenance.sub(b"", files[ANSWERS_FILE])
+    return files
+
+
 CONFLICT_MARKER = re.compile(r"(?m)^(<{7}|>{7})( |$)")
 
 

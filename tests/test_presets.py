@@ -3,8 +3,9 @@
 A class renders lesson 1 and then moves the same repository from lesson to lesson with
 `copier update --data-file presets/lesson-N-....yml`. Here lesson 1 is rendered, a student's
 edits are committed, and each next lesson's answers are applied by copier's Python API (the
-`--data-file` equivalent); every lesson's project passes the render-level checks, carries the
-edits and has no conflict.
+`--data-file` equivalent). Every preset renders the files its answers imply, cleanly (fast);
+at every lesson the student's project is that lesson's rendering plus the student's edits,
+without a conflict (slow: a chain of updates takes longer than the fast tier allows).
 """
 
 import re
@@ -20,12 +21,14 @@ from harness import (
     ROOT,
     commit_all,
     merge_leftovers,
+    project_files,
     read_answers,
+    render,
     tool,
     update,
 )
 from test_render import LEFTOVER_JINJA, expected_files
-from user_edits import USER_TEST, apply_user_edits, assert_own_tests_pass, assert_user_edits
+from user_edits import apply_user_edits, assert_own_tests_pass, assert_user_edits
 
 # A student also keeps notes in a README section after the template's last one.
 STUDENT_SECTION = "\n## My lesson notes\n\nLesson 1: the contract drives validation and features.\n"
@@ -90,6 +93,48 @@ def test_lesson_2_renders_what_lesson_1_does():
     assert preset(2) == preset(1)
 
 
+def apply_student_edits(project: Path) -> None:
+    """The user edits of the update tier, and a section of notes after the README's last one."""
+    apply_user_edits(project)
+    with (project / "README.md").open("a") as readme:
+        readme.write(STUDENT_SECTION)
+
+
+@pytest.fixture(scope="session")
+def lesson_rendering(tmp_path_factory):
+    """`lesson_rendering(N)`: a fresh rendering of lesson N's preset (made once per answers)."""
+    cache: dict[str, Path] = {}
+
+    def get(lesson: int) -> Path:
+        key = yaml.safe_dump(preset(lesson), sort_keys=True)
+        if key not in cache:
+            folder = tmp_path_factory.mktemp(f"lesson-{lesson}") / "project"
+            cache[key] = render(folder, preset(lesson))
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_lesson_renders_the_files_its_answers_imply(lesson, lesson_rendering):
+    project = lesson_rendering(lesson)
+    answers = read_answers(project)
+    assert {key: answers[key] for key in preset(lesson)} == preset(lesson)
+    actual = {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
+    assert actual == expected_files(answers)
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_lesson_rendering_is_clean(lesson, lesson_rendering):
+    project = lesson_rendering(lesson)
+    for path in project.rglob("*"):
+        if path.is_file() and path.suffix != ".csv":
+            assert not LEFTOVER_JINJA.search(path.read_text()), path.relative_to(project)
+    for args in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        result = subprocess.run([tool("ruff"), *args], cwd=project, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.fixture(scope="session")
 def course(template_repo, tmp_path_factory) -> dict[int, Path]:
     """`course[N]`: the student's project as it is at lesson N (a copy, without .git).
@@ -103,42 +148,35 @@ def course(template_repo, tmp_path_factory) -> dict[int, Path]:
         str(template_repo), str(project), data=preset(1), defaults=True, quiet=True, unsafe=False
     )
     commit_all(project, "Lesson 1")
-    apply_user_edits(project)
-    with (project / "README.md").open("a") as readme:
-        readme.write(STUDENT_SECTION)
+    apply_student_edits(project)
     commit_all(project, "Our model, feature, test and notes")
     snapshots = {}
     for lesson in LESSONS:
         if lesson > 1 and preset(lesson) != preset(lesson - 1):
             update(project, preset(lesson))
-        snapshot = tmp_path_factory.mktemp(f"lesson-{lesson}") / "project"
+        snapshot = tmp_path_factory.mktemp(f"course-{lesson}") / "project"
         snapshots[lesson] = Path(
             shutil.copytree(project, snapshot, ignore=shutil.ignore_patterns(".git"))
         )
     return snapshots
 
 
+# A chain of `copier update`s costs ~4-8 s a lesson here: slow, although nothing is installed.
+@pytest.mark.slow
 @pytest.mark.parametrize("lesson", LESSONS)
-def test_lesson_has_the_files_its_answers_imply(lesson, course):
-    project = course[lesson]
-    answers = read_answers(project)
-    assert {key: answers[key] for key in preset(lesson)} == preset(lesson)
-    actual = {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
-    assert actual == expected_files(answers) | {USER_TEST}
-
-
-@pytest.mark.parametrize("lesson", LESSONS)
-def test_lesson_is_clean_and_keeps_the_student_edits(lesson, course):
+def test_moving_to_the_lesson_merges_cleanly_and_keeps_the_edits(
+    lesson, course, lesson_rendering, tmp_path
+):
+    """The student's project at lesson N is lesson N's rendering plus the student's edits."""
     project = course[lesson]
     assert merge_leftovers(project) == []
     assert_user_edits(project)
     assert (project / "README.md").read_text().endswith(STUDENT_SECTION)
-    for path in project.rglob("*"):
-        if path.is_file() and path.suffix != ".csv":
-            assert not LEFTOVER_JINJA.search(path.read_text()), path.relative_to(project)
-    for args in (["check", "."], ["format", "--check", "."]):
-        result = subprocess.run([tool("ruff"), *args], cwd=project, capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout + result.stderr
+    expected = Path(shutil.copytree(lesson_rendering(lesson), tmp_path / "expected"))
+    apply_student_edits(expected)
+    want, got = project_files(expected), project_files(project)
+    assert sorted(got) == sorted(want)
+    assert [name for name in sorted(want) if got[name] != want[name]] == []
 
 
 @pytest.mark.slow

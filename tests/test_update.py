@@ -1,11 +1,11 @@
 """Tier 5: `copier update` takes a project to a newer template version and keeps the user's work.
 
 A template repository made from this one (harness.template_repository) holds two releases:
-OLD_VERSION, an older commit of the template, and NEW_VERSION, this working tree. The default answers are
-rendered at OLD_VERSION and committed, the scripted edits of a user are committed on top, and
-copier's Python API updates the project to the newest release. The result must be exactly
-what NEW_VERSION renders with the same edits applied: nothing rejected, no conflict, nothing
-of the user's lost, no template file left behind at the old version.
+OLD_VERSION, an older commit of the template, and NEW_VERSION, this working tree. The default
+answers are rendered at OLD_VERSION and committed, the scripted edits of a user are committed
+on top, and copier's Python API updates the project to the newest release. The result must be
+exactly what NEW_VERSION renders with the same edits applied: nothing rejected, no conflict,
+nothing of the user's lost, no template file left behind at the old version.
 """
 
 import re
@@ -17,31 +17,17 @@ import yaml
 from copier import run_copy
 
 from harness import (
-    ANSWERS_FILE,
     NEW_VERSION,
     OLD_VERSION,
-    PROVENANCE_KEYS,
     check_update,
     commit_all,
     git,
     merge_leftovers,
+    project_files,
     read_answers,
     update,
 )
 from user_edits import apply_user_edits, assert_own_tests_pass, assert_user_edits
-
-
-def tree(project: Path) -> dict[str, bytes]:
-    """Every file of `project` but git's, by relative path; the answers file without the
-    lines that say where and from which commit it was rendered."""
-    files = {}
-    for path in project.rglob("*"):
-        relative = path.relative_to(project)
-        if path.is_file() and relative.parts[0] != ".git":
-            files[str(relative)] = path.read_bytes()
-    provenance = re.compile(rf"(?m)^({'|'.join(PROVENANCE_KEYS)}): .*\n".encode())
-    files[ANSWERS_FILE] = provenance.sub(b"", files[ANSWERS_FILE])
-    return files
 
 
 @dataclass
@@ -96,7 +82,7 @@ def test_update_equals_the_new_release_plus_the_user_edits(updated, template_rep
     expected = tmp_path / "expected"
     run_copy(str(template_repo), str(expected), defaults=True, quiet=True, unsafe=False)
     apply_user_edits(expected)
-    want, got = tree(expected), tree(updated.project)
+    want, got = project_files(expected), project_files(updated.project)
     assert sorted(got) == sorted(want)
     assert [name for name in sorted(want) if got[name] != want[name]] == []
 
