@@ -82,6 +82,20 @@ def test_a_failing_disk_drops_and_counts_then_recovers(tmp_path):
     assert counts["dropped"] == {"write_error": 1} and counts["written"] == 0
 
 
+def test_numpy_values_are_written_and_unencodable_ones_skipped(tmp_path):
+    import numpy as np
+
+    log, counts = _log(tmp_path)
+    log.record("numpy", "1", 0.1, [RECORD], [np.int64(1)], [np.float32(0.25)])
+    log.record("bad", "1", 0.1, [RECORD | {"a_number": object()}], [1])
+    log.record("after", "1", 0.1, [RECORD], np.array([0]), np.array([0.5]))
+    log.close()
+    records, _ = read_log(tmp_path)
+    assert [(r["request_id"], r["prediction"]) for r in records] == [("numpy", 1), ("after", 0)]
+    assert records[0]["probability"] == 0.25
+    assert counts == {"written": 2, "dropped": {"encode_error": 1}}
+
+
 def test_sampling_keeps_about_the_configured_share(tmp_path):
     log, counts = _log(tmp_path, sample_rate=0.25)
     kept = sum(log.record(f"r{i}", "1", 0.1, [RECORD], [1]) for i in range(4000))

@@ -162,6 +162,24 @@ def test_metrics_count_requests_predictions_and_the_model(client, record, traine
     assert "model_loaded 1.0" in text
 
 
+def test_the_access_log_is_one_json_line_per_request(serving_model, settings, record, capsys):
+    with TestClient(create_app(settings, serving_model)) as client:
+        capsys.readouterr()
+        client.post("/predict", json=record, headers={"x-request-id": "trace-9"})
+        client.post("/predict", json={"nonsense": 1}, headers={"x-request-id": "trace-10"})
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(e["request_id"], e["status"], e["message"]) for e in lines] == [
+        ("trace-9", 200, "POST /predict 200"),
+        ("trace-10", 422, "POST /predict 422"),
+    ]
+    assert all(e["duration_ms"] > 0 and e["level"] == "info" for e in lines)
+    quiet = settings.model_copy(update={"access_log": False})
+    with TestClient(create_app(quiet, serving_model)) as client:
+        capsys.readouterr()
+        client.post("/predict", json=record)
+    assert capsys.readouterr().err == ""
+
+
 def test_predictions_are_logged_with_their_request_id(serving_model, settings, sample, tmp_path):
     folder = tmp_path / "log"
     app = create_app(settings.model_copy(update={"prediction_log_dir": folder}), serving_model)

@@ -93,11 +93,12 @@ class Metrics:
         )
         self.dropped = Counter(
             "prediction_log_dropped",
-            "Records the prediction log could not keep, by reason (queue_full, write_error)",
+            "Records the prediction log could not keep, by reason",
             ["reason"],
             registry=self.registry,
         )
-        for reason in ("queue_full", "write_error"):  # exposed at 0: increase() needs a start
+        # Exposed at 0 from the start: increase() needs a first sample.
+        for reason in ("queue_full", "write_error", "encode_error"):
             self.dropped.labels(reason)
         self._outcomes: dict[str, Any] = {}
         self._requests: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -122,10 +123,53 @@ class Metrics:
         child.inc()
 
 
+class AccessLog:
+    """One line per request: method, path, status, duration and request id.
+
+    In JSON, lines are encoded here and written straight to stderr, in the shape of
+    `JsonFormatter`: the logging module's record and formatter cost ~30 us a line on a small
+    machine, a sizeable share of a 1 ms request. Text lines go through logging.
+    """
+
+    _encode = json.JSONEncoder(separators=(",", ":")).encode
+
+    def __init__(self, log_format: str) -> None:
+        self.json = log_format == "json"
+        self._second = -1
+        self._stamp = ""
+
+    def __call__(self, method: str, path: str, status: int, seconds: float, request_id: str):
+        duration_ms = round(seconds * 1000, 3)
+        if not self.json:
+            access_log.info(
+                "%s %s %s",
+                method,
+                path,
+                status,
+                extra={"fields": {"status": status, "duration_ms": duration_ms}},
+            )
+            return
+        now = int(time.time())
+        if now != self._second:  # the time text changes once a second
+            self._second, self._stamp = now, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
+        entry = {
+            "time": self._stamp,
+            "level": "info",
+            "logger": access_log.name,
+            "message": f"{method} {path} {status}",
+            "request_id": request_id,
+            "status": status,
+            "duration_ms": duration_ms,
+        }
+        sys.stderr.write(self._encode(entry) + "\n")
+
+
 class RequestGuard:
     """Request id, body-size limit, metrics, access log and a bare 500 around every request."""
 
-    def __init__(self, app, metrics: Metrics, max_body_bytes: int, access: bool) -> None:
+    def __init__(
+        self, app, metrics: Metrics, max_body_bytes: int, access: AccessLog | None
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -186,14 +230,8 @@ class RequestGuard:
             route = getattr(scope.get("route"), "path", "unmatched")
             elapsed = time.perf_counter() - started
             self.metrics.record_request(route, scope["method"], status, elapsed)
-            if self.access:
-                access_log.info(
-                    "%s %s %s",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    extra={"fields": {"status": status, "duration_ms": round(elapsed * 1000, 3)}},
-                )
+            if self.access is not None:
+                self.access(scope["method"], scope["path"], status, elapsed, request_id)
             REQUEST_ID.reset(token)
 
 

@@ -28,7 +28,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 FILE_GLOB = "predictions-*.jsonl"
-_STOP = object()
 
 
 class PredictionLog:
@@ -59,6 +58,7 @@ class PredictionLog:
         self._size = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._closed = False
+        self._stopping = threading.Event()
         self._thread.start()
 
     # ------------------------------------------------------------------ the request side
@@ -87,22 +87,20 @@ class PredictionLog:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
+        self._stopping.set()
         self._thread.join(timeout)
 
     # ------------------------------------------------------------------ the writer thread
     def _run(self) -> None:
+        # Wake every `flush_seconds` and write what queued meanwhile in one go: waking per
+        # request would cost a thread switch and a write call for each.
         stopping = False
         while not stopping:
+            stopping = self._stopping.wait(self.flush_seconds)
             batch: list[tuple] = []
             try:
-                item = self._queue.get(timeout=self.flush_seconds)
                 while True:
-                    if item is _STOP:
-                        stopping = True
-                        break
-                    batch.append(item)
-                    item = self._queue.get_nowait()
+                    batch.append(self._queue.get_nowait())
             except queue.Empty:
                 pass
             if batch:
@@ -111,7 +109,13 @@ class PredictionLog:
             self._file.close()
 
     def _write(self, batch: list[tuple]) -> None:
-        lines = [line for item in batch for line in _lines(*item)]
+        lines = []
+        for item in batch:
+            try:
+                lines += _lines(*item)
+            except (TypeError, ValueError) as error:  # a value JSON cannot hold: skip the request
+                log.warning("prediction log: request %s not logged: %s", item[1], error)
+                self.on_drop("encode_error", len(item[4]))
         written = 0
         try:
             for line in lines:  # JSON is ASCII here: characters are bytes
@@ -149,21 +153,36 @@ class PredictionLog:
             old.unlink(missing_ok=True)
 
 
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # made once: json.dumps(...,
+# separators=...) would build an encoder per call
+
+
+def _plain(values) -> list:
+    """Python numbers from a numpy array or a list of numpy or Python numbers."""
+    if hasattr(values, "tolist"):
+        return values.tolist()
+    return [value.item() if hasattr(value, "item") else value for value in values]
+
+
 def _lines(stamp, request_id, version, latency_ms, inputs, predictions, probabilities):
-    time_text = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds")
-    for row, (record, prediction) in enumerate(zip(inputs, predictions, strict=True)):
+    """The JSON lines of one request, one per record."""
+    moment = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds")
+    latency = round(latency_ms, 3)
+    answers = _plain(predictions)
+    shares = _plain(probabilities) if probabilities is not None else None
+    for row, (record, prediction) in enumerate(zip(inputs, answers, strict=True)):
         entry = {
-            "time": time_text,
+            "time": moment,
             "request_id": request_id,
             "row": row,
             "model_version": version,
-            "latency_ms": round(latency_ms, 3),
+            "latency_ms": latency,
             "inputs": record,
-            "prediction": prediction.item() if hasattr(prediction, "item") else prediction,
+            "prediction": prediction,
         }
-        if probabilities is not None:
-            entry["probability"] = round(float(probabilities[row]), 6)
-        yield json.dumps(entry, separators=(",", ":")) + "\n"
+        if shares is not None:
+            entry["probability"] = round(shares[row], 6)
+        yield _encode(entry) + "\n"
 
 
 def read_log(folder: Path) -> tuple[list[dict[str, Any]], int]:

@@ -18,19 +18,26 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from starlette.concurrency import run_in_threadpool
 
 from . import __version__
 from .contract import CONTRACT
 from .errors import ModelLoadError
 from .fields import Categorical
-from .observability import REQUEST_ID, DriftCollector, Metrics, RequestGuard
+from .observability import (
+    REQUEST_ID,
+    AccessLog,
+    DriftCollector,
+    Metrics,
+    RequestGuard,
+)
 from .prediction_log import PredictionLog
 from .runtime import REGISTRY_SCHEMES, ServingModel, load_serving_model
 from .settings import Settings, get_settings
@@ -77,6 +84,29 @@ def build_record_model() -> type[BaseModel]:
 
 
 Record = build_record_model()
+# The body of POST /predict, parsed and validated in one pass by pydantic-core (no json.loads).
+Payload = TypeAdapter(Record | list[Record])
+PAYLOAD_SCHEMA = {
+    "description": "One record or a list of records",
+    "anyOf": [
+        {"$ref": "#/components/schemas/Record"},
+        {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
+    ],
+}
+
+
+def parse_records(body: bytes) -> list[Any]:
+    """The records of a /predict body; a 422 naming each field at fault otherwise."""
+    try:
+        parsed = Payload.validate_json(body)
+    except ValidationError as error:
+        try:
+            sent = json.loads(body)
+        except ValueError:
+            sent = None
+        errors = [e | {"loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+        raise RequestValidationError(errors, body=sent) from None
+    return parsed if isinstance(parsed, list) else [parsed]
 
 
 class Prediction(BaseModel):
@@ -218,7 +248,7 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
         RequestGuard,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
-        access=settings.access_log,
+        access=AccessLog(settings.log_format) if settings.access_log else None,
     )
 
     # Checks are `async def`: FastAPI would run plain functions in a thread per request.
@@ -287,20 +317,28 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
             "onnx": manifest.get("onnx"),
         }
 
-    @app.post("/predict", response_model=PredictionResponse)
-    async def predict(
-        request: Request,
-        body: Annotated[Record | list[Record], Body(description="One record or a list of records")],
-    ) -> Response:
+    @app.post(
+        "/predict",
+        response_model=PredictionResponse,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PAYLOAD_SCHEMA}},
+            }
+        },
+        responses={413: {"description": "Too many records, or a body over the size limit"}},
+    )
+    async def predict(request: Request) -> Response:
         """Predict for one record or a list of records (at most `max_batch_size`).
 
-        The hot path: checks are inline rather than dependencies, and the answer is written
-        as JSON directly rather than validated again through the response model.
+        The hot path: checks are inline rather than dependencies, the body is parsed and
+        validated by pydantic-core in one pass, and the answer is written as JSON directly
+        rather than validated again through the response model.
         """
         started = time.perf_counter()
         await require_key(request)
         loaded = await serving_model(request)
-        records = body if isinstance(body, list) else [body]
+        records = parse_records(await request.body())
         if not records:
             raise HTTPException(422, "the request holds no records")
         if len(records) > settings.max_batch_size:
@@ -330,6 +368,24 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
         }
         return Response(json.dumps(payload), media_type="application/json")
 
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, plus the Record schema that /predict's body refers to."""
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Record"] = Record.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi
+
     @app.post("/admin/reload", dependencies=[Depends(require_admin)])
     async def reload(request: Request, body: ReloadRequest | None = None) -> dict[str, Any]:
         """Load a model and swap it in only if it loads and answers; else keep the current one."""
@@ -352,4 +408,6 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
             "backend": candidate.backend,
         }
 
+    # The router tries routes in order: the hot one first.
+    app.router.routes.sort(key=lambda route: getattr(route, "path", "") != "/predict")
     return app
