@@ -22,7 +22,7 @@ TESTS = [
 ]  # fmt: skip
 # Only with `serving`.
 SERVING_MODULES = ["observability", "prediction_log", "serve"]
-SERVING_TESTS = ["test_fuzz", "test_prediction_log", "test_serve"]
+SERVING_TESTS = ["test_fuzz", "test_prediction_log", "test_serve", "test_shutdown"]
 # Only with `monitoring`.
 MONITORING_MODULES = ["monitor", "simulate"]
 MONITORING_TESTS = ["test_monitor"]
