@@ -55,6 +55,7 @@ def sets_where(key: str, value) -> list[str]:
 
 
 DOCKER_SETS = sets_where("docker", True)
+STACK_PASSWORDS = ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
 MONITORING_SETS = sets_where("monitoring", True)
 KUBERNETES_SETS = sets_where("kubernetes", True)
 GITHUB_SETS = sets_where("ci_provider", "github")
@@ -240,6 +241,24 @@ def test_answer_sets_cover_every_deployment_answer(answers_of):
         assert recorded["ci_provider"] == deploy_answer(name, "ci_provider")
 
 
+def test_no_rendered_file_holds_a_secret(rendered):
+    """detect-secrets (the tool `make secrets` runs in the rendered CI) over every rendering."""
+    caches = {".git", ".ruff_cache", ".pytest_cache", "__pycache__", ".venv"}  # other tests'
+    files = [
+        path
+        for name in sorted(ANSWER_SETS)
+        for path in rendered(name).rglob("*")
+        if path.is_file()
+        and path.suffix != ".csv"
+        and not caches & set(path.relative_to(rendered(name)).parts)
+    ]
+    command = [tool("uv"), "tool", "run", "--from", "detect-secrets", "detect-secrets-hook"]
+    run([*command, *files], timeout=600)
+    ci = [p for n in sorted(ANSWER_SETS) for p in rendered(n).glob(".github/workflows/ci.yml")]
+    assert ci and all("make secrets" in p.read_text() for p in ci)
+    assert all("make audit" in p.read_text() for p in ci)
+
+
 # ---------------------------------------------------------------------- Dockerfile
 
 
@@ -311,10 +330,19 @@ def test_dockerfile_builds_what_serving_needs(name, rendered, answers_of):
 
 
 @pytest.mark.parametrize("name", DOCKER_SETS)
-def test_compose_stack_is_valid_and_complete(name, rendered, validated, debian_tool):
+def test_compose_stack_is_valid_and_complete(name, rendered, validated, debian_tool, monkeypatch):
     project = rendered(name)
     validated("compose-schema", name, schema("vendor.compose-spec"), compose_file, DOCKER_SETS)
     compose = debian_tool("docker-compose", "docker-compose")
+    # No password has a default: without them, compose refuses to start and names each one.
+    refused = subprocess.run(
+        [compose, "--file", project / "compose.yaml", "config", "--quiet"],
+        capture_output=True, text=True, check=False,
+        env={k: v for k, v in os.environ.items() if k not in STACK_PASSWORDS},
+    )  # fmt: skip
+    assert refused.returncode != 0 and "POSTGRES_PASSWORD" in refused.stderr, refused.stderr
+    for variable in STACK_PASSWORDS:
+        monkeypatch.setenv(variable, f"test-{variable.lower()}")
     config = lambda files: [compose, "--file", *files, "config", "--quiet"]  # noqa: E731
     validated("docker-compose", name, config, compose_file, DOCKER_SETS, batch=False)
     stack = yaml.safe_load((project / "compose.yaml").read_text())

@@ -1,14 +1,19 @@
 """copier.yml: every question is well formed, and wrong answers are refused with a clear message."""
 
+import ast
+import importlib.util
+import json
 import re
+import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 from copier import run_copy
 
-from harness import ROOT
+from harness import ROOT, tool
 
 QUESTIONS = {
     name: spec
@@ -61,6 +66,13 @@ def test_reserved_names_cover_the_standard_library_of_this_python():
         ({"license": "GPL"}, "'GPL' is not in"),
         ({"ci_provider": "jenkins"}, "'jenkins' is not in"),
         ({"serving": False, "docker": True}, "packages the prediction service"),
+        ({"project_name": "Class"}, "'class' is a Python keyword"),
+        ({"project_name": "A" * 61}, "at most 60 characters"),
+        ({"package_name": "a" * 31}, "at most 30 characters"),
+        ({"description": "two\nlines"}, "one line of text"),
+        ({"description": "x" * 201}, "at most 200 characters"),
+        ({"author_name": "tab\there"}, "one line"),
+        ({"author_email": 'quote"d@example.com'}, "is not valid"),
         ({"serving": False, "monitoring": True, "docker": False}, "watches the prediction service"),
     ],
     ids=lambda value: (
@@ -84,3 +96,60 @@ def test_readme_question_table_lists_every_question():
     readme = (ROOT / "README.md").read_text()
     table = re.findall(r"(?m)^\| `([a-z_]+)` \|", readme)
     assert table == list(ASKED), "the README's question table must follow copier.yml, in order"
+
+
+# Answers a user may well type: each must render files that parse and pass ruff, or be refused.
+ODD_ANSWERS = {
+    "quotes and backslashes": {
+        "description": "Say \"hi\" to O'Brien's C:\\data \\ \"\"\"triple\"\"\" and '''single'''",
+        "author_name": 'The "Quoted" Team \\ Co',
+    },
+    "jinja and braces": {
+        "description": "{{ 7 * 7 }} {% if x %}y{% endif %} {# c #} ${HOME} {braces}",
+        "author_name": "{{ author }}",
+    },
+    "non-ascii": {
+        "project_name": "Prevision des ventes",
+        "description": "Prévision des ventes — 売上予測 ✓",
+        "author_name": "Équipe Données Ünïcode",
+    },
+    "long but allowed": {
+        "project_name": "P" + "x" * 59,
+        "package_name": "p" + "x" * 29,
+        "description": "d" * 200,
+        "author_name": "a" * 100,
+    },
+    "keyword-like but valid": {"project_name": "Match Case", "package_name": "match_case"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_ANSWERS))
+def test_odd_answers_render_valid_files(tmp_path: Path, name):
+    answers = ODD_ANSWERS[name]
+    project = tmp_path / "out"
+    run_copy(str(ROOT), str(project), data=answers, defaults=True, vcs_ref="HEAD", quiet=True)
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert {key: recorded[key] for key in answers} == answers, "answers are kept verbatim"
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    if "description" in answers:
+        assert pyproject["project"]["description"] == answers["description"]
+    if "author_name" in answers:
+        assert pyproject["project"]["authors"][0]["name"] == answers["author_name"]
+    for path in project.rglob("*.py"):
+        ast.parse(path.read_text(), filename=str(path))
+    for path in [*project.rglob("*.yml"), *project.rglob("*.yaml")]:
+        list(yaml.safe_load_all(path.read_text()))
+    for path in project.rglob("*.json"):
+        json.loads(path.read_text())
+    package = recorded["package_name"]
+    spec = importlib.util.spec_from_file_location(
+        package, project / "src" / package / "__init__.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if "description" in answers:
+        assert module.__doc__ == answers["description"]
+    result = subprocess.run(
+        [tool("ruff"), "check", "--quiet", "."], cwd=project, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
