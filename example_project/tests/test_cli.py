@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from customer_churn.cli import app
 from customer_churn.contract import CONTRACT
 from customer_churn.ingest import load_table
+from customer_churn.settings import ENV_PREFIX
 
 runner = CliRunner()
 
@@ -17,7 +18,7 @@ runner = CliRunner()
 def env(settings, monkeypatch):
     """Point the command line at the test folder through environment variables."""
     for name in ("data_path", "models_dir", "reports_dir", "artifact_location"):
-        monkeypatch.setenv(f"CUSTOMER_CHURN_{name.upper()}", str(getattr(settings, name)))
+        monkeypatch.setenv(f"{ENV_PREFIX}{name.upper()}", str(getattr(settings, name)))
     monkeypatch.setenv("CUSTOMER_CHURN_TRACKING_URI", settings.tracking_uri)
     monkeypatch.setenv("CUSTOMER_CHURN_MODEL_URI", settings.model_uri)
 
@@ -64,7 +65,7 @@ def test_bad_data_is_one_clear_error(tmp_path):
 def test_bad_setting_names_the_variable():
     result = _run("validate", CUSTOMER_CHURN_CV_FOLDS="1")
     assert result.returncode == 2
-    assert "CUSTOMER_CHURN_CV_FOLDS" in result.stderr and "Traceback" not in result.stderr
+    assert f"{ENV_PREFIX}CV_FOLDS" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("command", ["serve", "evaluate", "predict"])

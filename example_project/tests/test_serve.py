@@ -1,5 +1,6 @@
 """The HTTP API: predictions, validation errors that name the field, limits, info endpoints."""
 
+import asyncio
 import json
 import re
 import shutil
@@ -160,6 +161,52 @@ def test_metrics_count_requests_predictions_and_the_model(client, record, traine
     labels = f'backend="onnx",name="{trained.manifest["name"]}",version="{trained.model_version}"'
     assert "model_info{" + labels + "} 1.0" in text
     assert "model_loaded 1.0" in text
+
+
+def test_a_late_event_loop_sheds_load_but_never_probes(
+    serving_model, settings, record, monkeypatch
+):
+    """A request that blocks the loop for 300 ms makes the heartbeat late: the next request is
+    refused at once with 503 and Retry-After, probes still answer, and service resumes."""
+    app = create_app(settings.model_copy(update={"max_queue_delay_ms": 50}), serving_model)
+    predict = serving_model.predict
+    monkeypatch.setattr(serving_model, "predict", lambda c: (time.sleep(0.3), predict(c))[1])
+    with TestClient(app) as client:
+        assert client.post("/predict", json=record).status_code == 200
+        started = time.perf_counter()
+        shed = client.post("/predict", json=record)
+        assert shed.status_code == 503 and shed.headers["retry-after"] == "1", shed.text
+        assert time.perf_counter() - started < 0.1, "shedding must answer at once"
+        assert client.get("/health").status_code == 200
+        assert client.get("/ready").status_code == 200
+        monkeypatch.setattr(serving_model, "predict", predict)
+        time.sleep(0.1)  # the heartbeat runs on time again
+        assert client.post("/predict", json=record).status_code == 200
+        assert "requests_shed_total 1.0" in client.get("/metrics").text
+
+
+def test_a_request_over_the_time_limit_gets_504(serving_model, settings, record):
+    app = create_app(settings.model_copy(update={"request_timeout": 0.2}), serving_model)
+
+    async def slow_upload():
+        await asyncio.sleep(1)  # a client that sends its body too slowly
+        return {"type": "http.request", "body": json.dumps(record).encode(), "more_body": False}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+        "root_path": "", "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    with TestClient(app):  # the model is installed; the slow request goes to the app directly
+        asyncio.run(app(scope, slow_upload, send))
+    assert sent[0]["status"] == 504
+    assert "longer than 0.2 s" in json.loads(sent[1]["body"])["detail"]
 
 
 def test_the_access_log_is_one_json_line_per_request(serving_model, settings, record, capsys):

@@ -9,6 +9,9 @@ from pydantic import ValidationError
 from customer_churn.settings import ENV_PREFIX, Settings
 
 ENV_EXAMPLE = Path(__file__).parent.parent / ".env.example"
+STACK_VARIABLES = {
+    "POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD"
+}  # fmt: skip
 
 
 def test_environment_overrides_defaults(monkeypatch):
@@ -41,7 +44,9 @@ def test_bad_values_are_refused_by_name(monkeypatch, name, value):
 
 
 def test_models_are_served_from_the_champion_alias_by_default():
-    assert Settings(_env_file=None).model_source == "models:/customer-churn@champion"
+    default = Settings(_env_file=None)
+    assert default.model_source == f"models:/{default.registered_model_name}@champion"
+    assert default.registered_model_name == "customer-churn"
     local = Settings(_env_file=None, model_uri="", models_dir=Path("artefacts"))
     assert local.model_source == str(Path("artefacts/model"))
 
@@ -54,8 +59,12 @@ def test_promotion_thresholds_come_from_json(monkeypatch):
 def test_env_example_names_only_real_settings_with_valid_values():
     lines = re.findall(r"(?m)^# ([A-Z_]+)=(.*)$", ENV_EXAMPLE.read_text())
     assert lines, ".env.example shows no setting"
+    compose = ENV_EXAMPLE.parent / "compose.yaml"
     for variable, value in lines:
         if variable == "MLFLOW_TRACKING_URI":
+            continue
+        if variable in STACK_VARIABLES:  # read by compose.yaml, not by the settings
+            assert compose.is_file() and "${" + variable + ":" in compose.read_text(), variable
             continue
         assert variable.startswith(ENV_PREFIX), variable
         field = variable.removeprefix(ENV_PREFIX).lower()

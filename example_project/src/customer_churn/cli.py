@@ -182,6 +182,8 @@ def serve(
         port=port or settings.port,
         log_config=None,
         access_log=False,  # the service writes its own access log, with request ids
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
 
 

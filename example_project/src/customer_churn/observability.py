@@ -1,11 +1,14 @@
-"""What the service tells operators: Prometheus metrics, JSON logs, request ids, body limits.
+"""What the service tells operators, and how it protects itself: Prometheus metrics, JSON
+logs, request ids, body limits, load shedding and request time-outs.
 
 One pure-ASGI middleware does the per-request work (a few microseconds): it stamps a
-request id, refuses oversized bodies, and records the request in metrics and the access log.
+request id, sheds load when the event loop runs late, refuses oversized bodies, bounds the
+time a request may take, and records the request in metrics and the access log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
@@ -83,6 +86,11 @@ class Metrics:
             registry=self.registry,
         )
         self.model = Info("model", "The model being served", registry=self.registry)
+        self.shed = Counter(
+            "requests_shed",
+            "Requests refused with 503 because the event loop ran late (overload)",
+            registry=self.registry,
+        )
         self.model_loaded = Gauge(
             "model_loaded", "1 once a model is loaded and answering, else 0", registry=self.registry
         )
@@ -164,16 +172,55 @@ class AccessLog:
         sys.stderr.write(self._encode(entry) + "\n")
 
 
+# Probes and scrapes are never shed: an overloaded replica is alive, and must be seen.
+UNSHED_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+
+class LoadShedder:
+    """Tells when the event loop runs late: requests then wait in its queue, not in ours.
+
+    A heartbeat asks to wake every `interval` seconds; how late it wakes is how long work
+    waits before it runs. Beyond `max_delay`, new requests get an immediate 503 with
+    Retry-After (cheap: no parsing, no model), so the queue drains and the requests admitted
+    keep a bounded latency instead of all of them slowing down together.
+    """
+
+    def __init__(self, max_delay: float, interval: float = 0.01) -> None:
+        self.max_delay = max_delay
+        self.interval = interval
+        self.delay = 0.0
+
+    @property
+    def overloaded(self) -> bool:
+        return self.delay > self.max_delay
+
+    async def watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.interval
+            await asyncio.sleep(self.interval)
+            self.delay = max(0.0, loop.time() - due)
+
+
 class RequestGuard:
-    """Request id, body-size limit, metrics, access log and a bare 500 around every request."""
+    """Request id, load shedding, body-size limit, time-out, metrics, access log and a bare
+    500 around every request."""
 
     def __init__(
-        self, app, metrics: Metrics, max_body_bytes: int, access: AccessLog | None
+        self,
+        app,
+        metrics: Metrics,
+        max_body_bytes: int,
+        access: AccessLog | None,
+        shedder: LoadShedder | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.access = access
+        self.shedder = shedder
+        self.timeout = timeout
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -209,10 +256,25 @@ class RequestGuard:
             return message
 
         try:
+            if (
+                self.shedder is not None
+                and self.shedder.overloaded
+                and scope["path"] not in UNSHED_PATHS
+            ):
+                self.metrics.shed.inc()
+                detail = "the service is overloaded: retry in a second"
+                await _send_json(send_with_id, 503, {"detail": detail}, retry_after=1)
+                return
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise BodyTooLarge
-            await self.app(scope, limited_receive, send_with_id)
+            async with asyncio.timeout(self.timeout):
+                await self.app(scope, limited_receive, send_with_id)
+        except TimeoutError:
+            if response_started:
+                raise
+            detail = f"the request took longer than {self.timeout:g} s"
+            await _send_json(send_with_id, 504, {"detail": detail, "request_id": request_id})
         except BodyTooLarge:
             if response_started:
                 raise
@@ -239,14 +301,13 @@ class BodyTooLarge(Exception):
     """Raised while reading a body past the configured limit."""
 
 
-async def _send_json(send, status: int, payload: dict[str, Any]) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
+async def _send_json(
+    send, status: int, payload: dict[str, Any], retry_after: int | None = None
+) -> None:
+    headers = [(b"content-type", b"application/json")]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
 
 

@@ -72,7 +72,8 @@ class PredictionLog:
         probabilities: Sequence[Any] | None = None,
     ) -> bool:
         """Queue a request's records; never blocks. False if sampled out or dropped."""
-        if self._closed or (self.sample_rate < 1.0 and random.random() >= self.sample_rate):
+        sampled_out = self.sample_rate < 1.0 and random.random() >= self.sample_rate  # noqa: S311
+        if self._closed or sampled_out:
             return False
         if self._queue.qsize() >= self.max_queue:
             self.on_drop("queue_full", len(inputs))

@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
+    # Overload and time limits: shed requests (503, Retry-After) when work waits more than
+    # `max_queue_delay_ms` to start; refuse connections beyond `max_connections` (uvicorn's
+    # limit); give up on a request after `request_timeout` seconds (504); on SIGTERM, finish
+    # the requests in flight for at most `shutdown_timeout` seconds.
+    max_queue_delay_ms: float = Field(100.0, gt=0)
+    max_connections: int = Field(1000, ge=1)
+    request_timeout: float = Field(30.0, gt=0)
+    shutdown_timeout: float = Field(20.0, gt=0)
     # The prediction log (inputs and answers, for the drift job): off the request path,
     # bounded, rotating. A sample rate below 1 logs that share of requests.
     prediction_log: bool = True

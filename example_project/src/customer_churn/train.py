@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,8 +63,13 @@ def file_sha256(path: Path) -> str:
 
 
 def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10)
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:  # fixed arguments, no shell
+        out = subprocess.run(  # noqa: S603
+            [git, *args], capture_output=True, text=True, check=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
