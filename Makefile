@@ -1,6 +1,6 @@
 # copier-mlops: `make demo` shows the template at work, `make test` proves it.
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast test-slow bench lint format example clean
+.PHONY: help install demo test test-fast test-slow bench lint format example docs docs-serve clean
 
 # uv comes from PATH, or is installed once with pip if missing.
 UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
@@ -41,5 +41,11 @@ format: install
 example: install  ## regenerate example_project/ from the default answers
 	$(RUN) python tests/harness.py example
 
+docs: install  ## build the documentation site (strict) into site/
+	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs build --strict
+
+docs-serve: install  ## preview the documentation site on http://127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs serve
+
 clean:
-	rm -rf .venv .pytest_cache .ruff_cache
+	rm -rf .venv .pytest_cache .ruff_cache site

@@ -29,6 +29,7 @@ MONITORING_TESTS = ["test_monitor"]
 TOP = [
     ".copier-answers.yml", ".env.example", ".gitignore", ".pre-commit-config.yaml",
     ".python-version", "Makefile", "README.md", "pyproject.toml", "ruff.toml",
+    "mkdocs.yml", "docs/index.md", "docs/model-card.md", "docs/api.md",
 ]  # fmt: skip
 # Not Jinja: `${{ ... }}` (a GitHub Actions expression), `{{ $labels.x }}` (a Prometheus template).
 LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{(?! \$)|\{%|\{#|\.jinja\b")
