@@ -359,7 +359,7 @@ def run_course(scratch: Path, template: Path) -> None:
                     ["bash", "-c", command], cwd=cwd, env=env,
                     capture_output=True, text=True, timeout=1500,
                 )  # fmt: skip
-                output += result.stdout + result.stderr
+                output += f"{result.stdout}\n{result.stderr}\n"  # curl ends without a newline
                 assert result.returncode == 0, f"`{command}` in {cwd}:\n{output[-4000:]}"
             if expected is not None:
                 unseen = _shape(expected) - _shape(output)
