@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import math
 import re
 import sys
 import time
@@ -177,29 +178,35 @@ UNSHED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
 class LoadShedder:
-    """Tells when the event loop runs late: requests then wait in its queue, not in ours.
+    """Tells when work waits in the event loop's queue longer than `max_delay` seconds.
 
-    A heartbeat asks to wake every `interval` seconds; how late it wakes is how long work
-    waits before it runs. Beyond `max_delay`, new requests get an immediate 503 with
-    Retry-After (cheap: no parsing, no model), so the queue drains and the requests admitted
-    keep a bounded latency instead of all of them slowing down together.
+    A heartbeat asks to run every `interval` seconds. While it is overdue, everything queued
+    before it is waiting too: a request that finds it overdue by more than `max_delay` gets an
+    immediate 503 with Retry-After (cheap: no parsing, no model), so the backlog drains and the
+    requests admitted keep a bounded latency instead of all of them slowing down together.
+    One long request (a big batch) does not trip it: the heartbeat runs as soon as the loop is
+    free, before the next request.
     """
 
     def __init__(self, max_delay: float, interval: float = 0.01) -> None:
         self.max_delay = max_delay
         self.interval = interval
-        self.delay = 0.0
+        self._due = math.inf  # no heartbeat yet (the app's lifespan starts it)
+        self._clock = time.monotonic  # the event loop's clock
 
     @property
     def overloaded(self) -> bool:
-        return self.delay > self.max_delay
+        return self._clock() - self._due > self.max_delay
 
     async def watch(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + self.interval
-            await asyncio.sleep(self.interval)
-            self.delay = max(0.0, loop.time() - due)
+        self._clock = loop.time
+        try:
+            while True:
+                self._due = loop.time() + self.interval
+                await asyncio.sleep(self.interval)
+        finally:
+            self._due = math.inf
 
 
 class RequestGuard:
