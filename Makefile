@@ -1,6 +1,6 @@
 # copier-mlops: `make demo` shows the template at work, `make test` proves it.
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast test-slow bench lint format example docs docs-serve clean
+.PHONY: help install demo test test-fast test-slow bench bench-spark lint format example docs docs-serve clean
 
 # uv comes from PATH, or is installed once with pip if missing.
 UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
@@ -29,6 +29,9 @@ test-slow: install  ## only the tier that installs renderings and runs their tes
 
 bench: install  ## serving benchmark: ours vs mlflow models serve, DataFrame and bare endpoints
 	$(RUN) python benchmarks/serving.py
+
+bench-spark: install  ## batch scoring of a few million rows: one process vs Spark (local mode)
+	$(RUN) python benchmarks/spark_batch.py
 
 lint: install  ## ruff on the template's own code
 	$(RUN) ruff check .

@@ -38,7 +38,10 @@ ANSWER_SETS: dict[str, dict[str, str | bool]] = {
         "docker": False,
         "ci_provider": "github",
         "model_family": "linear",
+        "spark": True,  # Spark without the service: a batch-only project that outgrew one machine
     },
+    # Spark as a batch engine beside the default project; tests/test_spark.py runs its Spark tests.
+    "spark": {"spark": True},
     "custom-names": {
         "project_name": "Fraud Radar",
         "package_name": "fraud_radar_core",

@@ -49,6 +49,8 @@ def expected_files(answers: dict) -> set[str]:
     if answers["monitoring"]:
         files |= {f"src/{package}/{module}.py" for module in MONITORING_MODULES}
         files |= {f"tests/{module}.py" for module in MONITORING_TESTS}
+    if answers["spark"]:
+        files |= {f"src/{package}/spark_predict.py", "tests/test_spark.py", "spark_job.py"}
     files.add(
         "data/customers.csv" if answers["problem_type"] == "classification" else "data/products.csv"
     )
