@@ -6,7 +6,9 @@ It renders the default project with `spark` on, trains it, generates `--rows` ro
 project's own `data` command (Parquet), scores them with each engine through the command line,
 from the same export, and prints rows/s for each and their ratio. Spark runs in local mode on
 `--master` (default `local[*]`: every core); the times are whole commands, start-up included,
-as a user sees them. Needs Java 17+. Compare figures within one run, not across machines.
+as a user sees them. A second, small run (`--small` rows) gives each engine's fixed cost, and
+so its marginal rows/s: what decides where Spark pays off once it has more cores than here.
+Needs Java 17+. Compare figures within one run, not across machines.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows to score")
     parser.add_argument("--master", default="local[*]", help="Spark master (local mode here)")
+    parser.add_argument("--small", type=int, default=10_000, help="rows of the fixed-cost run")
     parser.add_argument("--keep", action="store_true", help="keep the rendered project")
     args = parser.parse_args()
     if shutil.which("java") is None:
@@ -59,26 +62,31 @@ def main() -> None:
         print(f"==> installing and training the project in {project}", flush=True)
         run(["make", "train"], project, env)
         cli = [str(project / ".venv" / "bin" / package)]
-        source = project / "data" / "bench.parquet"
-        print(f"==> generating {args.rows:,} rows", flush=True)
-        run(
-            [*cli, "data", "--rows", str(args.rows), "--seed", "1", "--output", str(source)],
-            project,
-            env,
-        )
         model = ["--model-uri", "models/model"]
-        print("==> scoring in this process (local engine)", flush=True)
-        local = run([*cli, "predict", str(source), "scored-local.parquet", *model], project, env)
-        print(f"==> scoring with Spark ({args.master}, {os.cpu_count()} cores here)", flush=True)
-        spark = run(
-            [*cli, "predict", "--engine", "spark", str(source), "scored-spark", *model],
-            project,
-            env,
-        )
-        print()
-        print(f"{'engine':<28}{'seconds':>10}{'rows/s':>14}")
-        for name, seconds in (("local (one process)", local), (f"spark ({args.master})", spark)):
-            print(f"{name:<28}{seconds:>10.1f}{args.rows / seconds:>14,.0f}")
+        engines = {
+            "local (one process)": ["predict"],
+            f"spark ({args.master})": ["predict", "--engine", "spark"],
+        }
+        seconds: dict[tuple[str, int], float] = {}
+        for rows in (args.small, args.rows):
+            source = project / "data" / f"bench-{rows}.parquet"
+            print(f"==> generating {rows:,} rows", flush=True)
+            command = [*cli, "data", "--rows", str(rows), "--seed", "1", "--output", str(source)]
+            run(command, project, env)
+            for number, (name, predict) in enumerate(engines.items()):
+                print(f"==> {rows:,} rows: {name}", flush=True)
+                output = f"scored-{number}-{rows}" + (".parquet" if number == 0 else "")
+                command = [*cli, *predict, str(source), output, *model]
+                seconds[name, rows] = run(command, project, env)
+        print(f"\n{args.rows:,} rows, {os.cpu_count()} cores here")
+        print(f"{'engine':<24}{'seconds':>9}{'rows/s':>10}{'fixed s':>9}{'marginal rows/s':>17}")
+        for name in engines:
+            total, fixed = seconds[name, args.rows], seconds[name, args.small]
+            marginal = (args.rows - args.small) / max(total - fixed, 1e-9)
+            print(
+                f"{name:<24}{total:>9.1f}{args.rows / total:>10,.0f}{fixed:>9.1f}{marginal:>17,.0f}"
+            )
+        local, spark = (seconds[name, args.rows] for name in engines)
         print(f"spark / local throughput: {local / spark:.2f}x")
     finally:
         if args.keep:
