@@ -4,6 +4,7 @@ import asyncio
 import json
 import re
 import shutil
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -345,6 +346,26 @@ def test_reload_swaps_a_good_model_and_keeps_the_old_one_otherwise(
         )
         assert swapped.status_code == 200
         assert swapped.json()["version"] == trained.model_version
+
+
+def test_a_registry_out_of_reach_fails_the_reload_not_the_service(
+    serving_model, settings, record, monkeypatch
+):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    # The pull runs in a separate process, which reads its settings from the environment.
+    monkeypatch.setenv("CUSTOMER_CHURN_TRACKING_URI", f"http://127.0.0.1:{closed}")
+    secured = settings.model_copy(update={"api_key": SecretStr("k")})
+    key = {"x-api-key": "k"}
+    with TestClient(create_app(secured, serving_model)) as client:
+        refused = client.post(
+            "/admin/reload", json={"model_uri": "models:/customer-churn@champion"}, headers=key
+        )
+        assert refused.status_code == 409, refused.text
+        assert "cannot reach the tracking server" in refused.json()["detail"]
+        assert client.get("/ready").json()["model_version"] == serving_model.version
+        assert client.post("/predict", json=record, headers=key).status_code == 200
 
 
 def test_readiness_is_503_until_a_model_loads(settings, tmp_path):
