@@ -20,12 +20,19 @@ class Numeric:
 
 @dataclass(frozen=True)
 class Categorical:
-    """One of a fixed set of string values."""
+    """One of a fixed set of string values.
+
+    `segment=True` asks evaluation to report the model's metrics for each value and the gap
+    between them; `protected=True` marks an attribute the model must not treat unfairly (it
+    is reported as a segment too, and named as protected in the model card).
+    """
 
     name: str
     description: str
     categories: tuple[str, ...]
     nullable: bool = True
+    segment: bool = False
+    protected: bool = False
 
 
 Feature = Numeric | Categorical
@@ -80,3 +87,16 @@ class Contract:
     @property
     def categorical(self) -> list[str]:
         return [f.name for f in self.features if isinstance(f, Categorical)]
+
+    @property
+    def segments(self) -> list[str]:
+        """Categorical features evaluated per value: those marked segment or protected."""
+        return [
+            f.name
+            for f in self.features
+            if isinstance(f, Categorical) and (f.segment or f.protected)
+        ]
+
+    @property
+    def protected(self) -> list[str]:
+        return [f.name for f in self.features if isinstance(f, Categorical) and f.protected]
