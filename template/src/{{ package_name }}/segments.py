@@ -1,5 +1,6 @@
 """Metrics per segment: how the model does for each value of the features the contract marks
-as segments (or as protected attributes), and the largest gap between those values.
+as segments (or as protected attributes; a number is split into its `segment_bins` bands),
+and the largest gap between those values.
 
 The gap is measured on `GAP_METRIC` (ROC AUC for a classifier: ranking quality within each
 group, whatever its base rate; MAPE for a regressor: an error relative to each group's own
@@ -20,6 +21,7 @@ from matplotlib.figure import Figure
 from sklearn import metrics as skm
 
 from .contract import CONTRACT
+from .fields import Numeric
 
 CLASSIFICATION = CONTRACT.target.kind == "classification"
 GAP_METRIC = "roc_auc" if CLASSIFICATION else "mape"
@@ -100,6 +102,21 @@ def _regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, probability=None
     }
 
 
+def segment_values(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, dict[str, int]]:
+    """The segment of each row for feature `name` (its value, or its band for a binned number),
+    and the order to list the segments in."""
+    feature = CONTRACT.feature(name)
+    column = frame[name]
+    if isinstance(feature, Numeric) and feature.segment_bins:
+        bands = feature.bands()
+        numbers = column.astype(float).to_numpy()
+        index = np.searchsorted(feature.segment_bins, numbers, side="right")
+        values = np.array(bands, dtype=object)[np.minimum(index, len(bands) - 1)]
+        values[np.isnan(numbers)] = MISSING
+        return values, {band: i for i, band in enumerate(bands)}
+    return column.astype(object).where(column.notna(), MISSING).to_numpy(), {}
+
+
 def segment_report(
     frame: pd.DataFrame,
     predictions,
@@ -126,9 +143,9 @@ def segment_report(
     measure = _classification_metrics if CLASSIFICATION else _regression_metrics
     rows, gaps = [], {}
     for name in features:
-        values = frame[name].astype(object).where(frame[name].notna(), MISSING).to_numpy()
+        values, order = segment_values(frame, name)
         per_value = {}
-        for value in sorted(set(values), key=str):
+        for value in sorted(set(values), key=lambda v: (v == MISSING, order.get(v, 0), str(v))):
             mask = values == value
             figures = measure(y_true[mask], y_pred[mask], scores[mask] if CLASSIFICATION else None)
             rows.append({"feature": name, "value": value, "rows": int(mask.sum())} | figures)
