@@ -12,13 +12,14 @@ from answer_sets import ANSWER_SETS
 from harness import tool
 
 MODULES = [
-    "__init__", "__main__", "card", "cli", "contract", "errors", "evaluate", "export",
-    "features", "fields", "ingest", "model", "predict", "promote", "register", "runtime",
-    "settings", "synthetic", "train", "validate",
+    "__init__", "__main__", "card", "cli", "contract", "errors", "evaluate", "explain",
+    "export", "features", "fields", "ingest", "model", "predict", "profiling", "promote",
+    "register", "runtime", "segments", "settings", "synthetic", "train", "validate",
 ]  # fmt: skip
 TESTS = [
-    "conftest", "test_cli", "test_contract", "test_data", "test_end_to_end", "test_features",
-    "test_parity", "test_predict", "test_promote", "test_settings", "test_train", "test_validate",
+    "conftest", "test_cli", "test_contract", "test_data", "test_end_to_end", "test_evaluation",
+    "test_features", "test_parity", "test_predict", "test_promote", "test_settings",
+    "test_train", "test_validate",
 ]  # fmt: skip
 # Only with `serving`.
 SERVING_MODULES = ["observability", "prediction_log", "serve"]
