@@ -112,7 +112,10 @@ def measure(
             str(batch_size),
             str(batch_runs),
         ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        # This interpreter and module, arguments as a list: no shell, nothing from outside.
+        done = subprocess.run(  # noqa: S603
+            command, capture_output=True, text=True, timeout=timeout
+        )
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or ["no output"]
         raise ProjectError(f"profiling the export at {folder} failed: {lines[-1]}")
