@@ -18,7 +18,8 @@ BETTER = -1.0 if PRIMARY_METRIC in LOWER_IS_BETTER else 1.0
 
 
 def test_the_gate_promotes_the_first_model_and_refuses_a_worse_one(tmp_path):
-    settings = make_settings(tmp_path, cv_folds=2, promotion_thresholds={})
+    # A 100-row holdout is too small to judge segments: no gap limit here.
+    settings = make_settings(tmp_path, cv_folds=2, promotion_thresholds={}, max_segment_gap=None)
     write_table(generate(500, seed=3), settings.data_path)
     assert train(settings).model_version == "1"
     first = promote(settings)
@@ -50,7 +51,12 @@ def test_the_gate_promotes_the_first_model_and_refuses_a_worse_one(tmp_path):
 
 def test_thresholds_and_margin_are_both_required(tmp_path):
     settings = make_settings(
-        tmp_path, promotion_thresholds={PRIMARY_METRIC: 0.5}, promotion_margin=0.01
+        tmp_path,
+        promotion_thresholds={PRIMARY_METRIC: 0.5},
+        promotion_margin=0.01,
+        max_segment_gap=None,
+        max_p99_latency_ms=None,
+        max_artifact_mb=None,
     )
     good, bad = 0.5 + BETTER * 0.2, 0.5 - BETTER * 0.2
     bound = "maximum" if PRIMARY_METRIC in LOWER_IS_BETTER else "minimum"

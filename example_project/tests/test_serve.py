@@ -359,9 +359,8 @@ def test_a_registry_out_of_reach_fails_the_reload_not_the_service(
     secured = settings.model_copy(update={"api_key": SecretStr("k")})
     key = {"x-api-key": "k"}
     with TestClient(create_app(secured, serving_model)) as client:
-        refused = client.post(
-            "/admin/reload", json={"model_uri": "models:/customer-churn@champion"}, headers=key
-        )
+        registry_uri = f"models:/{secured.registered_model_name}@champion"
+        refused = client.post("/admin/reload", json={"model_uri": registry_uri}, headers=key)
         assert refused.status_code == 409, refused.text
         assert "cannot reach the tracking server" in refused.json()["detail"]
         assert client.get("/ready").json()["model_version"] == serving_model.version

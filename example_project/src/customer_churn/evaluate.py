@@ -1,6 +1,11 @@
-"""Holdout metrics and the plots a person looks at, written to reports/ and logged with each run."""
+"""Holdout metrics and the plots a person looks at, written to reports/ and logged with each run.
+
+Beyond the metrics: what drives the model (permutation importance, and the average size of
+each feature's SHAP contribution; see explain.py) and how it does per segment (segments.py).
+"""
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -15,11 +20,16 @@ from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 
 from .contract import CONTRACT
+from .explain import Explainer
+from .explain import background as explain_background
 from .features import features_of
 from .ingest import load_table, split
 from .register import load_model
+from .segments import SegmentReport, report_for, segment_figures
 from .settings import Settings
 from .validate import validate
+
+EXPLAINED_ROWS = 200  # holdout rows whose SHAP contributions are averaged
 
 PRIMARY_METRIC = "roc_auc"
 LOWER_IS_BETTER = {"log_loss"}
@@ -92,29 +102,91 @@ def feature_importance(pipeline, frame: pd.DataFrame, seed: int) -> pd.Series:
     return pd.Series(result.importances_mean, index=CONTRACT.feature_names).sort_values()
 
 
-def make_figures(pipeline, frame: pd.DataFrame, seed: int) -> dict[str, Figure]:
-    """Outcome plots for the problem type plus a feature-importance bar chart."""
+@dataclass
+class Findings:
+    """What evaluation finds beyond the metrics."""
+
+    importance: pd.Series  # permutation importance per contract feature
+    contributions: pd.Series  # mean |SHAP contribution| per contract feature
+    output_space: str  # what the contributions add up to
+    segments: SegmentReport
+
+    def explanations(self) -> dict:
+        return {
+            "permutation_importance": {
+                "scoring": PRIMARY_METRIC,
+                "values": self.importance.sort_values(ascending=False).round(6).to_dict(),
+            },
+            "mean_absolute_shap": {
+                "output": self.output_space,
+                "rows": EXPLAINED_ROWS,
+                "values": self.contributions.round(6).to_dict(),
+            },
+        }
+
+
+def find(
+    pipeline,
+    frame: pd.DataFrame,
+    seed: int,
+    min_rows: int = 30,
+    background: list[float] | None = None,
+    segments: SegmentReport | None = None,
+) -> Findings:
+    """Explanations and the segment report of `pipeline` on labelled `frame` (the holdout).
+
+    `background` is the mean encoded training row a linear model is explained from; without
+    it, the mean row of `frame` is used.
+    """
+    if background is None:
+        background = explain_background(pipeline, frame)
+    explained = Explainer(pipeline, background).explain(
+        frame.sample(min(EXPLAINED_ROWS, len(frame)), random_state=seed)
+    )
+    return Findings(
+        feature_importance(pipeline, frame, seed),
+        explained.mean_absolute(),
+        explained.space,
+        segments or report_for(pipeline, frame, min_rows),
+    )
+
+
+def make_figures(pipeline, frame: pd.DataFrame, findings: Findings) -> dict[str, Figure]:
+    """Outcome plots for the problem type, feature importance and one figure per segment."""
     figures = _outcome_figures(pipeline, frame)
-    importance = feature_importance(pipeline, frame, seed)
-    figure, axes = plt.subplots(figsize=(6, 0.4 * len(importance) + 1.5))
-    importance.plot.barh(ax=axes, color="#4c72b0")
-    axes.set_xlabel(f"Drop in {PRIMARY_METRIC} when the feature is shuffled")
-    axes.set_title("Permutation feature importance (holdout)")
+    height = 0.4 * len(CONTRACT.features) + 1.5
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, height), sharey=True)
+    findings.importance.plot.barh(ax=left, color="#4c72b0")
+    left.set_xlabel(f"Drop in {PRIMARY_METRIC} when the feature is shuffled")
+    left.set_title("Permutation importance (holdout)")
+    findings.contributions.reindex(findings.importance.index).plot.barh(ax=right, color="#55a868")
+    right.set_xlabel(f"Mean |SHAP contribution| ({findings.output_space})")
+    right.set_title("Average contribution to one answer")
     figure.tight_layout()
     figures["feature_importance"] = figure
-    return figures
+    return figures | segment_figures(findings.segments)
 
 
 def write_report(
-    metrics: dict[str, float], figures: dict[str, Figure], reports_dir: Path
+    metrics: dict[str, float],
+    figures: dict[str, Figure],
+    reports_dir: Path,
+    findings: Findings | None = None,
 ) -> list[Path]:
-    """Write metrics.json and one PNG per figure; return the written paths."""
+    """Write metrics.json, one PNG per figure and, with `findings`, explanations.json and
+    segments.json; return the written paths."""
     reports_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = reports_dir / "metrics.json"
-    temporary = metrics_path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps({k: round(float(v), 6) for k, v in metrics.items()}, indent=2))
-    temporary.replace(metrics_path)
-    paths = [metrics_path]
+    documents = {"metrics.json": {k: round(float(v), 6) for k, v in metrics.items()}}
+    if findings is not None:
+        documents["explanations.json"] = findings.explanations()
+        documents["segments.json"] = findings.segments.as_dict()
+    paths = []
+    for name, document in documents.items():
+        path = reports_dir / name
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(document, indent=2))
+        temporary.replace(path)
+        paths.append(path)
     for name, figure in figures.items():
         path = reports_dir / f"{name}.png"
         figure.savefig(path, dpi=110, bbox_inches="tight")
@@ -139,5 +211,7 @@ def evaluate_saved_model(
     else:
         frame = validate(load_table(data_path))
     metrics = compute_metrics(model.pipeline, frame)
-    write_report(metrics, make_figures(model.pipeline, frame, settings.seed), settings.reports_dir)
+    findings = find(model.pipeline, frame, settings.seed, settings.segment_min_rows)
+    figures = make_figures(model.pipeline, frame, findings)
+    write_report(metrics, figures, settings.reports_dir, findings)
     return metrics

@@ -50,10 +50,22 @@ def _to_onnx(pipeline) -> bytes:
     return to_onnx(pipeline, initial_types=inputs, options=options).SerializeToString()
 
 
+def as_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The feature columns of `frame` as records like validated requests (None for missing)."""
+    features = features_of(frame).astype(object)
+    return features.where(features_of(frame).notna(), None).to_dict("records")
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """(Re)write the manifest of an export folder, atomically."""
+    temporary = folder / f".{MANIFEST}.tmp"
+    temporary.write_text(json.dumps(manifest, indent=2))
+    temporary.replace(folder / MANIFEST)
+
+
 def compare(pipeline, session_model, frame: pd.DataFrame) -> dict[str, float]:
     """How far the ONNX graph's answers are from the pipeline's on `frame`."""
-    records = features_of(frame).astype(object).where(features_of(frame).notna(), None)
-    predictions, probabilities = session_model.predict_records(records.to_dict("records"))
+    predictions, probabilities = session_model.predict_records(as_records(frame))
     if CONTRACT.target.kind == "classification":
         exact = pipeline.predict_proba(features_of(frame))[:, -1]
         return {
@@ -123,7 +135,7 @@ def export_serving_model(
             (folder / ONNX_FILE).write_bytes(_to_onnx(pipeline))
         except Exception as error:  # a model skl2onnx cannot convert: serve the pipeline
             manifest["onnx_skipped"] = f"conversion failed: {type(error).__name__}: {error}"
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        write_manifest(folder, manifest)
         if (folder / ONNX_FILE).exists():
             graph = ServingModel(
                 folder, manifest, "onnx", _session=onnx_session(folder / ONNX_FILE)
@@ -137,7 +149,7 @@ def export_serving_model(
                     f"ONNX differs from the pipeline by up to {figures['max_difference']:.4f} "
                     f"on the holdout, more than the tolerance {tolerance}"
                 )
-            (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            write_manifest(folder, manifest)
         previous = staging / "previous"
         if target.exists():
             target.rename(previous)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 
 @dataclass(frozen=True)
 class Numeric:
-    """A number, optionally bounded; `integer=True` requires whole numbers."""
+    """A number, optionally bounded; `integer=True` requires whole numbers.
+
+    `segment_bins` (increasing inner edges, e.g. (30, 45, 65)) asks evaluation to report the
+    model's metrics per band ("< 30", "30 to < 45", ..., ">= 65"); `protected=True` marks an
+    attribute the model must not treat unfairly, and needs bands.
+    """
 
     name: str
     description: str
@@ -16,16 +22,33 @@ class Numeric:
     maximum: float | None = None
     integer: bool = False
     nullable: bool = True
+    segment_bins: tuple[float, ...] = ()
+    protected: bool = False
+
+    def bands(self) -> list[str]:
+        """The labels of the segment bands, in order."""
+        edges = [f"{edge:g}" for edge in self.segment_bins]
+        if not edges:
+            return []
+        middle = [f"{low} to < {high}" for low, high in pairwise(edges)]
+        return [f"< {edges[0]}", *middle, f">= {edges[-1]}"]
 
 
 @dataclass(frozen=True)
 class Categorical:
-    """One of a fixed set of string values."""
+    """One of a fixed set of string values.
+
+    `segment=True` asks evaluation to report the model's metrics for each value and the gap
+    between them; `protected=True` marks an attribute the model must not treat unfairly (it
+    is reported as a segment too, and named as protected in the model card).
+    """
 
     name: str
     description: str
     categories: tuple[str, ...]
     nullable: bool = True
+    segment: bool = False
+    protected: bool = False
 
 
 Feature = Numeric | Categorical
@@ -68,6 +91,17 @@ class Contract:
                 and feature.minimum > feature.maximum
             ):
                 raise ValueError(f"feature contract: '{feature.name}' has minimum > maximum")
+            if isinstance(feature, Numeric):
+                bins = list(feature.segment_bins)
+                if bins != sorted(set(bins)):
+                    raise ValueError(
+                        f"feature contract: segment_bins of '{feature.name}' must increase"
+                    )
+                if feature.protected and not bins:
+                    raise ValueError(
+                        f"feature contract: protected numeric '{feature.name}' needs "
+                        "segment_bins to be compared across bands"
+                    )
 
     @property
     def feature_names(self) -> list[str]:
@@ -80,3 +114,23 @@ class Contract:
     @property
     def categorical(self) -> list[str]:
         return [f.name for f in self.features if isinstance(f, Categorical)]
+
+    @property
+    def segments(self) -> list[str]:
+        """Features evaluated per value (or band): marked segment, protected or binned."""
+        return [
+            f.name
+            for f in self.features
+            if f.protected or (f.segment if isinstance(f, Categorical) else bool(f.segment_bins))
+        ]
+
+    @property
+    def protected(self) -> list[str]:
+        return [f.name for f in self.features if f.protected]
+
+    def feature(self, name: str) -> Feature:
+        """The declaration of feature `name`."""
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(f"no feature '{name}' in the contract")

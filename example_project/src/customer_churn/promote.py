@@ -4,6 +4,10 @@ It scores the newest version (the challenger) and the current champion on the sa
 requires the challenger to meet every absolute threshold and to beat the champion by the
 margin, records the decision and the figures as tags on both versions, and moves the alias
 only then. The first version is promoted when it meets the thresholds.
+
+Accuracy is not enough: the challenger must also keep every segment gap (measured here, on
+the holdout), its single-record p99 latency and its artifact size (from the production
+profile its training run recorded) within the limits of the settings.
 """
 
 from __future__ import annotations
@@ -14,11 +18,19 @@ from datetime import UTC, datetime
 from .errors import ProjectError
 from .evaluate import LOWER_IS_BETTER, PRIMARY_METRIC, compute_metrics
 from .ingest import load_table, split
+from .profiling import PROFILE_METRICS
 from .register import configure_tracking
+from .segments import GAP_METRIC, report_for
 from .settings import Settings
 from .validate import validate
 
 CHAMPION = "champion"
+SEGMENT_GAP = "segment_gap_"  # figures segment_gap_<feature>, one per compared feature
+# setting -> (figure of the challenger, what it is)
+LIMITS = {
+    "max_p99_latency_ms": ("profile_single_p99_ms", "single-record p99 latency (ms)"),
+    "max_artifact_mb": ("profile_artifact_mb", "serving artifact size (MB)"),
+}
 
 
 @dataclass
@@ -56,12 +68,37 @@ def judge(settings: Settings, challenger: dict, champion: dict | None) -> list[s
             reasons.append(f"{metric} {value:.4f} is above the maximum {bound}")
         elif metric not in LOWER_IS_BETTER and value < bound:
             reasons.append(f"{metric} {value:.4f} is below the minimum {bound}")
+    reasons += _beyond_accuracy(settings, challenger)
     if champion is not None:
         gain = _better_by(PRIMARY_METRIC, challenger[PRIMARY_METRIC], champion[PRIMARY_METRIC])
         if gain < settings.promotion_margin:
             reasons.append(
                 f"{PRIMARY_METRIC} {challenger[PRIMARY_METRIC]:.4f} does not beat the champion's "
                 f"{champion[PRIMARY_METRIC]:.4f} by the margin {settings.promotion_margin}"
+            )
+    return reasons
+
+
+def _beyond_accuracy(settings: Settings, challenger: dict) -> list[str]:
+    """Reasons from the segment gaps and the production profile."""
+    reasons = []
+    if settings.max_segment_gap is not None:
+        for figure, gap in sorted(challenger.items()):
+            if figure.startswith(SEGMENT_GAP) and gap > settings.max_segment_gap:
+                reasons.append(
+                    f"{GAP_METRIC} gap {gap:.4f} between values of "
+                    f"{figure.removeprefix(SEGMENT_GAP)} is above the limit "
+                    f"{settings.max_segment_gap} (max_segment_gap)"
+                )
+    for setting, (figure, label) in LIMITS.items():
+        limit = getattr(settings, setting)
+        if limit is None:
+            continue
+        if figure not in challenger:
+            reasons.append(f"no {label} is recorded for the challenger: retrain it to measure it")
+        elif challenger[figure] > limit:
+            reasons.append(
+                f"{label} {challenger[figure]:.4f} is above the limit {limit} ({setting})"
             )
     return reasons
 
@@ -89,8 +126,12 @@ def promote(settings: Settings) -> Decision:
     _, holdout = split(validate(load_table(settings.data_path)), settings.test_size, settings.seed)
 
     def score(model_version) -> dict[str, float]:
+        """Holdout metrics and segment gaps, with the profile its training run recorded."""
         pipeline = mlflow.sklearn.load_model(f"models:/{name}/{model_version.version}")
-        return compute_metrics(pipeline, holdout)
+        recorded = client.get_run(model_version.run_id).data.metrics
+        segments = report_for(pipeline, holdout, settings.segment_min_rows).metrics()
+        profile = {key: recorded[key] for key in PROFILE_METRICS if key in recorded}
+        return compute_metrics(pipeline, holdout) | segments | profile
 
     challenger_metrics = score(challenger)
     champion_metrics = score(champion) if champion is not None else None

@@ -56,6 +56,7 @@ class ServingModel:
     source: str = ""
     _session: Any = field(default=None, repr=False)
     _pipeline: Any = field(default=None, repr=False)
+    _explainer: Any = field(default=None, repr=False)  # built by explain.py on first use
 
     @property
     def version(self) -> str | None:

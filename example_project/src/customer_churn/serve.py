@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -119,6 +119,9 @@ class PredictionResponse(BaseModel):
     model_version: str | None
     request_id: str
     predictions: list[Prediction]
+    explanations: list[dict[str, Any]] | None = Field(
+        None, description="With ?explain=true: each feature's contribution (see explain.py)"
+    )
 
 
 class ReloadRequest(BaseModel):
@@ -337,7 +340,10 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
         },
         responses={413: {"description": "Too many records, or a body over the size limit"}},
     )
-    async def predict(request: Request) -> Response:
+    async def predict(
+        request: Request,
+        explain: Annotated[bool, Query(description="Add each feature's contribution")] = False,
+    ) -> Response:
         """Predict for one record or a list of records (at most `max_batch_size`).
 
         The hot path: checks are inline rather than dependencies, the body is parsed and
@@ -375,6 +381,13 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
             "request_id": request_id,
             "predictions": answers,
         }
+        if explain:  # off the fast path: shap and the exact pipeline load on the first ask
+            from .explain import ExplanationUnavailable, explain_records
+
+            try:
+                payload["explanations"] = await run_in_threadpool(explain_records, loaded, inputs)
+            except ExplanationUnavailable as error:
+                raise HTTPException(501, str(error)) from None
         return Response(json.dumps(payload), media_type="application/json")
 
     def openapi() -> dict[str, Any]:

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CUSTOMER_CHURN_"
@@ -48,6 +48,19 @@ class Settings(BaseSettings):
     # metrics) and the margin by which a challenger must beat the champion's primary metric.
     promotion_thresholds: dict[str, float] = {"roc_auc": 0.75}
     promotion_margin: float = 0.001
+    # Limits beyond accuracy (None: no limit). The largest gap of the segment metric (ROC AUC)
+    # between values of any segment or protected feature, on the holdout; the single-record
+    # p99 latency and the size of the serving artifact, from the profile measured at training.
+    max_segment_gap: float | None = Field(0.2, ge=0)
+    max_p99_latency_ms: float | None = Field(50.0, gt=0)
+    max_artifact_mb: float | None = Field(100.0, gt=0)
+
+    # Evaluation: segment values with fewer holdout rows are listed but not compared; the
+    # production profile times this many single-record calls and batches of this size.
+    segment_min_rows: int = Field(30, ge=1)
+    profile_single_runs: int = Field(300, ge=10)
+    profile_batch_size: int = Field(1000, ge=1)
+    profile_batch_runs: int = Field(20, ge=1)
 
     # Serving, batch prediction and evaluation: a models:/NAME@ALIAS URI or a local export
     # folder; empty means the export of the last training run (models_dir/model).
@@ -93,6 +106,14 @@ class Settings(BaseSettings):
     drift_js_threshold: float = Field(0.1, gt=0, le=1)
     drift_share_threshold: float = Field(0.3, gt=0, le=1)
     drift_max_metric_decay: float = Field(0.1, ge=0)
+
+    @field_validator("max_segment_gap", "max_p99_latency_ms", "max_artifact_mb", mode="before")
+    @classmethod
+    def _no_limit(cls, value):
+        """An empty value, or "none", lifts a limit."""
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
+            return None
+        return value
 
     @property
     def export_dir(self) -> Path:

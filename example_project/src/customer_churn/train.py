@@ -21,19 +21,28 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import cross_validate
 
-from . import evaluate
+from . import evaluate, explain, profiling
 from .card import write_model_card
 from .contract import CONTRACT
 from .errors import ProjectError
-from .export import export_serving_model
+from .export import as_records, export_serving_model, write_manifest
 from .features import build_pipeline, features_of
 from .ingest import load_table, split
 from .model import build_estimator
 from .register import configure_tracking, log_and_register
+from .segments import SegmentReport, report_for
 from .settings import Settings
 from .validate import validate
 
-RECORDED_PACKAGES = ("scikit-learn", "pandas", "numpy", "mlflow", "skl2onnx", "onnxruntime")
+RECORDED_PACKAGES = (
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "mlflow",
+    "skl2onnx",
+    "onnxruntime",
+    "shap",
+)
 
 
 @dataclass
@@ -42,6 +51,7 @@ class Fitted:
     train_frame: pd.DataFrame
     test_frame: pd.DataFrame
     metrics: dict[str, float]
+    segments: SegmentReport
 
 
 @dataclass
@@ -126,11 +136,10 @@ def fit_and_evaluate(
     pipeline.fit(x_train, y_train)
 
     on_step(f"Evaluating on the {len(test_frame)}-row holdout")
-    metrics |= {
-        f"test_{name}": value
-        for name, value in evaluate.compute_metrics(pipeline, test_frame).items()
-    }
-    return Fitted(pipeline, train_frame, test_frame, metrics)
+    segments = report_for(pipeline, test_frame, settings.segment_min_rows)
+    holdout = evaluate.compute_metrics(pipeline, test_frame) | segments.metrics()
+    metrics |= {f"test_{name}": value for name, value in holdout.items()}
+    return Fitted(pipeline, train_frame, test_frame, metrics, segments)
 
 
 def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -> TrainResult:
@@ -143,8 +152,18 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
     receipt = make_receipt(settings, estimator)
     fitted = fit_and_evaluate(settings, estimator, on_step)
     pipeline, metrics = fitted.pipeline, fitted.metrics
-    figures = evaluate.make_figures(pipeline, fitted.test_frame, settings.seed)
-    report_paths = evaluate.write_report(metrics, figures, settings.reports_dir)
+    on_step("Explaining the model and plotting the holdout")
+    background = explain.background(pipeline, fitted.train_frame)
+    findings = evaluate.find(
+        pipeline,
+        fitted.test_frame,
+        settings.seed,
+        settings.segment_min_rows,
+        background,
+        fitted.segments,
+    )
+    figures = evaluate.make_figures(pipeline, fitted.test_frame, findings)
+    report_paths = evaluate.write_report(metrics, figures, settings.reports_dir, findings)
 
     on_step(f"Logging the run to {settings.tracking_uri} and registering the model")
     with mlflow.start_run() as run:
@@ -176,6 +195,11 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
             "metrics": metrics,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "git_commit": receipt["git_commit"],
+            "explanation": {
+                "library": "shap",
+                "output": findings.output_space,
+                "background": background,
+            },
         }
         manifest = export_serving_model(
             pipeline,
@@ -185,10 +209,26 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
             settings.onnx_tolerance,
             reference=fitted.train_frame,
         )
+        on_step("Profiling the serving export: latency, size and memory")
+        manifest["profile"] = profiling.measure(
+            settings.export_dir,
+            as_records(fitted.test_frame),
+            settings.profile_single_runs,
+            settings.profile_batch_size,
+            settings.profile_batch_runs,
+        )
+        write_manifest(settings.export_dir, manifest)
+        mlflow.log_metrics(profiling.summary(manifest["profile"]))
         mlflow.log_artifacts(str(settings.export_dir), artifact_path="serving")
         mlflow.log_dict(manifest, "serving_manifest.json")
         card = write_model_card(
-            settings.reports_dir / "model_card.md", fitted, metadata, receipt, report_paths
+            settings.reports_dir / "model_card.md",
+            fitted,
+            metadata,
+            receipt,
+            report_paths,
+            findings,
+            manifest["profile"],
         )
         mlflow.log_artifact(str(card), artifact_path="reports")
     return TrainResult(
