@@ -15,6 +15,7 @@ ANSWER_SETS: dict[str, dict[str, str | bool]] = {
         "license": "Proprietary",
         "ci_provider": "gitlab",
         "monitoring": False,  # the compose stack without Prometheus and Grafana
+        "dashboard": False,  # the service without its page for people
     },
     "regression-hist_gradient_boosting": {"problem_type": "regression", "docker": False},
     "regression-random_forest": {

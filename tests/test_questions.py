@@ -74,6 +74,10 @@ def test_reserved_names_cover_the_standard_library_of_this_python():
         ({"author_name": "tab\there"}, "one line"),
         ({"author_email": 'quote"d@example.com'}, "is not valid"),
         ({"serving": False, "monitoring": True, "docker": False}, "watches the prediction service"),
+        (
+            {"serving": False, "monitoring": False, "docker": False, "dashboard": True},
+            "is a page of the prediction service",
+        ),
     ],
     ids=lambda value: (
         "-".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None

@@ -218,9 +218,6 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
             settings.profile_batch_runs,
         )
         write_manifest(settings.export_dir, manifest)
-        mlflow.log_metrics(profiling.summary(manifest["profile"]))
-        mlflow.log_artifacts(str(settings.export_dir), artifact_path="serving")
-        mlflow.log_dict(manifest, "serving_manifest.json")
         card = write_model_card(
             settings.reports_dir / "model_card.md",
             fitted,
@@ -230,6 +227,11 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
             findings,
             manifest["profile"],
         )
+        # The card travels with the export, so that a service shows the card of its model.
+        shutil.copyfile(card, settings.export_dir / card.name)
+        mlflow.log_metrics(profiling.summary(manifest["profile"]))
+        mlflow.log_artifacts(str(settings.export_dir), artifact_path="serving")
+        mlflow.log_dict(manifest, "serving_manifest.json")
         mlflow.log_artifact(str(card), artifact_path="reports")
     return TrainResult(
         run.info.run_id, model_version, metrics, settings.export_dir, manifest, receipt
