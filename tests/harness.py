@@ -296,6 +296,44 @@ def regenerate_example() -> Path:
     return EXAMPLE
 
 
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+
+
+def browse(project: Path, env: dict, chromium: str, steps: str, timeout: float = 180) -> dict:
+    """Run playwright `steps` in headless Chromium with the rendering's own interpreter.
+
+    `steps` is Python with `page` (a 1200x900 page) at hand; it fills the dict `seen`, which is
+    returned. Playwright is installed into the rendering's environment (it is not a dependency
+    of the project); Debian's Chromium is driven, so no browser is downloaded.
+    """
+    python = project / ".venv/bin/python"
+    subprocess.run(
+        [tool("uv"), "pip", "install", "-q", "--python", str(python), "playwright"],
+        cwd=project, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    indented = "\n".join(f"    {line}" for line in steps.strip().splitlines())
+    script = f"""
+import json
+from playwright.sync_api import sync_playwright
+seen = {{}}
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path={chromium!r}, args={CHROMIUM_ARGS!r})
+    page = browser.new_page(viewport={{"width": 1200, "height": 900}})
+{indented}
+    browser.close()
+print(json.dumps(seen))
+"""
+    result = subprocess.run(
+        [str(python), "-c", script], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"the browser script failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

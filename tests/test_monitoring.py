@@ -19,7 +19,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import free_port, project_env, python_for, read_answers, tool, wait_until_answers
+from harness import (
+    browse,
+    free_port,
+    project_env,
+    python_for,
+    read_answers,
+    wait_until_answers,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +35,7 @@ SCREENSHOT = Path("/tmp/copier-mlops-artifacts/drift-report.png")
 PROMQL_WORDS = {
     "sum", "rate", "increase", "max", "min", "by", "le", "or", "vector", "time", "absent",
     "histogram_quantile", "job", "route", "status", "feature", "statistic", "outcome",
-    "metric", "name", "version", "backend", "up",
+    "metric", "name", "version", "backend", "up", "variant",
 }  # fmt: skip
 
 
@@ -216,33 +223,15 @@ def test_the_drift_report_renders_in_headless_chromium(stack, debian_tool):
     if not report.exists():
         pytest.skip("the drift job did not run (see the test before)")
     chromium = debian_tool("chromium", "chromium")
-    folder = stack["folder"]
-    venv_python = folder / ".venv/bin/python"
-    subprocess.run(
-        [tool("uv"), "pip", "install", "-q", "--python", str(venv_python), "playwright"],
-        cwd=folder, env=stack["env"], check=True, capture_output=True,
-    )  # fmt: skip
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    script = f"""
-import json
-from playwright.sync_api import sync_playwright
-with sync_playwright() as p:
-    browser = p.chromium.launch(executable_path={chromium!r}, args=[
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"])
-    page = browser.new_page(viewport={{"width": 1200, "height": 900}})
-    page.goto({report.as_uri()!r})
-    images = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
-    verdict = page.inner_text("#verdict")
-    page.screenshot(path={str(SCREENSHOT)!r}, full_page=True)
-    print(json.dumps({{"title": page.title(), "images": images, "verdict": verdict}}))
-    browser.close()
+    steps = f"""
+page.goto({report.as_uri()!r})
+seen["images"] = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+seen["verdict"] = page.inner_text("#verdict")
+page.screenshot(path={str(SCREENSHOT)!r}, full_page=True)
+seen["title"] = page.title()
 """
-    result = subprocess.run(
-        [str(venv_python), "-c", script], capture_output=True, text=True, timeout=180
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    seen = browse(stack["folder"], stack["env"], chromium, steps)
     assert seen["title"].startswith("Drift report")
     assert "Thresholds breached" in seen["verdict"]
     assert len(seen["images"]) >= 8 and all(width > 100 for width in seen["images"])

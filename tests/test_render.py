@@ -22,8 +22,8 @@ TESTS = [
     "test_train", "test_validate",
 ]  # fmt: skip
 # Only with `serving`.
-SERVING_MODULES = ["observability", "prediction_log", "serve"]
-SERVING_TESTS = ["test_fuzz", "test_prediction_log", "test_serve", "test_shutdown"]
+SERVING_MODULES = ["observability", "prediction_log", "rollout", "serve"]
+SERVING_TESTS = ["test_fuzz", "test_prediction_log", "test_rollout", "test_serve", "test_shutdown"]
 # Only with `monitoring`.
 MONITORING_MODULES = ["monitor", "simulate"]
 MONITORING_TESTS = ["test_monitor"]
@@ -47,6 +47,9 @@ def expected_files(answers: dict) -> set[str]:
         files.add("logs/.gitignore")
         files |= {f"src/{package}/{module}.py" for module in SERVING_MODULES}
         files |= {f"tests/{module}.py" for module in SERVING_TESTS}
+    if answers["dashboard"]:
+        files |= {f"src/{package}/dashboard.py", f"src/{package}/dashboard.html"}
+        files.add("tests/test_dashboard.py")
     if answers["monitoring"]:
         files |= {f"src/{package}/{module}.py" for module in MONITORING_MODULES}
         files |= {f"tests/{module}.py" for module in MONITORING_TESTS}
