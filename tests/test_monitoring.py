@@ -11,7 +11,6 @@ and fire the DataDrift alert; and the drift report must render in headless Chrom
 import json
 import re
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -25,6 +24,7 @@ from harness import (
     project_env,
     python_for,
     read_answers,
+    wait_for,
     wait_until_answers,
 )
 
@@ -43,18 +43,6 @@ def prometheus_query(base: str, expression: str) -> list[dict]:
     url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())["data"]["result"]
-
-
-def wait_for(check, timeout: float, what: str):
-    """Poll `check()` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.5)
 
 
 def metric_names(expression: str) -> set[str]:
