@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.request
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -294,6 +295,59 @@ def regenerate_example() -> Path:
         shutil.rmtree(EXAMPLE, ignore_errors=True)
         shutil.copytree(fresh, EXAMPLE)
     return EXAMPLE
+
+
+@dataclass
+class Installed:
+    """A rendering installed in its own environment, its paths pointed into a work folder."""
+
+    folder: Path
+    package: str
+    work: Path
+    env: dict[str, str]
+
+    @property
+    def slug(self) -> str:
+        return self.package.replace("_", "-")
+
+    def cli(self, *args: str, expect: int = 0) -> str:
+        """Run the project's command line; fail with its output unless it exits `expect`."""
+        result = subprocess.run(
+            [str(self.folder / ".venv/bin" / self.package), *args],
+            cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        output = result.stdout + result.stderr
+        assert result.returncode == expect, f"{args} gave {result.returncode}:\n{output[-3000:]}"
+        return output
+
+    def serve(self, port: int) -> subprocess.Popen:
+        """Start `serve` on loopback; its log goes to service.log in the work folder."""
+        return subprocess.Popen(
+            [str(self.folder / ".venv/bin" / self.package), "serve", "--port", str(port)],
+            cwd=self.folder, env=self.env, stdout=subprocess.DEVNULL,
+            stderr=open(self.work / "service.log", "w"),  # noqa: SIM115
+        )  # fmt: skip
+
+
+def install_rendering(folder: Path, work: Path, **settings: str) -> Installed:
+    """`make install` a rendering, with its store, models, reports and logs under `work` and
+    `settings` (FIELD=value, without the package prefix) in its environment."""
+    answers = read_answers(folder)
+    package = answers["package_name"]
+    prefix = package.upper()
+    paths = {
+        "TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+        "ARTIFACT_LOCATION": str(work / "mlartifacts"),
+        "MODELS_DIR": str(work / "models"),
+        "REPORTS_DIR": str(work / "reports"),
+        "PREDICTION_LOG_DIR": str(work / "logs" / "predictions"),
+        "MONITORING_DIR": str(work / "logs" / "monitoring"),
+    }
+    env = project_env(answers["python_version"]) | {
+        f"{prefix}_{name}": value for name, value in (paths | settings).items()
+    }
+    subprocess.run(["make", "install"], cwd=folder, env=env, check=True, capture_output=True)
+    return Installed(folder, package, work, env)
 
 
 CHROMIUM_ARGS = [

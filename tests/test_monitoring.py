@@ -21,7 +21,7 @@ import yaml
 from harness import (
     browse,
     free_port,
-    project_env,
+    install_rendering,
     python_for,
     read_answers,
     wait_for,
@@ -62,34 +62,11 @@ def stack(workspace, debian_tool, tmp_path_factory):
         pytest.skip(f"NO PYTHON {answers['python_version']} HERE: cannot install the rendering")
     prometheus_binary = debian_tool("prometheus", "prometheus")
     work = tmp_path_factory.mktemp("monitoring")
-    package = answers["package_name"]
-    prefix, slug = package.upper(), package.replace("_", "-")
-    env = project_env(answers["python_version"]) | {
-        f"{prefix}_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
-        f"{prefix}_ARTIFACT_LOCATION": str(work / "mlartifacts"),
-        f"{prefix}_MODELS_DIR": str(work / "models"),
-        f"{prefix}_REPORTS_DIR": str(work / "reports"),
-        f"{prefix}_MODEL_URI": str(work / "models" / "model"),
-        f"{prefix}_PREDICTION_LOG_DIR": str(work / "logs" / "predictions"),
-        f"{prefix}_MONITORING_DIR": str(work / "logs" / "monitoring"),
-    }
-    subprocess.run(["make", "install"], cwd=folder, env=env, check=True, capture_output=True)
-
-    def cli(*args: str, expect: int = 0) -> str:
-        result = subprocess.run(
-            [str(folder / ".venv/bin" / package), *args],
-            cwd=folder, env=env, capture_output=True, text=True, timeout=900,
-        )  # fmt: skip
-        output = result.stdout + result.stderr
-        assert result.returncode == expect, f"{args} gave {result.returncode}:\n{output[-3000:]}"
-        return output
-
+    project = install_rendering(folder, work, MODEL_URI=str(work / "models" / "model"))
+    cli, slug = project.cli, project.slug
     cli("train")
     port, prometheus_port = free_port(), free_port()
-    service = subprocess.Popen(
-        [str(folder / ".venv/bin" / package), "serve", "--port", str(port)],
-        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "service.log", "w"),  # noqa: SIM115
-    )  # fmt: skip
+    service = project.serve(port)
     # The rendered configuration, pointed at this service and made quick to scrape and evaluate.
     config = yaml.safe_load((folder / "monitoring/prometheus.yml").read_text())
     config["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s"}
@@ -115,7 +92,7 @@ def stack(workspace, debian_tool, tmp_path_factory):
             "service": f"http://127.0.0.1:{port}",
             "prometheus": f"http://127.0.0.1:{prometheus_port}",
             "slug": slug,
-            "env": env,
+            "env": project.env,
         }
     finally:
         for process in (service, prometheus):

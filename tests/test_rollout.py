@@ -12,7 +12,6 @@ form shows its answer, and a screenshot is kept.
 
 import json
 import re
-import subprocess
 import tomllib
 import urllib.request
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from harness import (
     browse,
     free_port,
-    project_env,
+    install_rendering,
     python_for,
     read_answers,
     wait_for,
@@ -55,44 +54,26 @@ def rollout(workspace, tmp_path_factory):
     if python_for(answers["python_version"]) is None:
         pytest.skip(f"NO PYTHON {answers['python_version']} HERE: cannot install the rendering")
     work = tmp_path_factory.mktemp("rollout")
-    package = answers["package_name"]
-    prefix, slug = package.upper(), package.replace("_", "-")
-    env = project_env(answers["python_version"]) | {
-        f"{prefix}_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
-        f"{prefix}_ARTIFACT_LOCATION": str(work / "mlartifacts"),
-        f"{prefix}_MODELS_DIR": str(work / "models"),
-        f"{prefix}_REPORTS_DIR": str(work / "reports"),
-        f"{prefix}_PREDICTION_LOG_DIR": str(work / "logs" / "predictions"),
-        f"{prefix}_MONITORING_DIR": str(work / "logs" / "monitoring"),
-        f"{prefix}_MODEL_URI": f"models:/{slug}@champion",
-        f"{prefix}_CHALLENGER_URI": f"models:/{slug}@challenger",
-        f"{prefix}_ROLLOUT_MODE": "shadow",
-        f"{prefix}_API_KEY": API_KEY,
-        f"{prefix}_ACCESS_LOG": "false",
-    }
-    subprocess.run(["make", "install"], cwd=folder, env=env, check=True, capture_output=True)
-
-    def cli(*args: str, expect: int = 0) -> str:
-        result = subprocess.run(
-            [str(folder / ".venv/bin" / package), *args],
-            cwd=folder, env=env, capture_output=True, text=True, timeout=900,
-        )  # fmt: skip
-        output = result.stdout + result.stderr
-        assert result.returncode == expect, f"{args} gave {result.returncode}:\n{output[-3000:]}"
-        return output
-
+    slug = answers["package_name"].replace("_", "-")
+    project = install_rendering(
+        folder,
+        work,
+        MODEL_URI=f"models:/{slug}@champion",
+        CHALLENGER_URI=f"models:/{slug}@challenger",
+        ROLLOUT_MODE="shadow",
+        API_KEY=API_KEY,
+        ACCESS_LOG="false",
+    )
+    cli = project.cli
     cli("train")
     assert "promoted to champion" in cli("promote")
     cli("train")  # version 2 carries the challenger alias
     port = free_port()
-    service = subprocess.Popen(
-        [str(folder / ".venv/bin" / package), "serve", "--port", str(port)],
-        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "service.log", "w"),  # noqa: SIM115
-    )  # fmt: skip
+    service = project.serve(port)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_answers(f"{base}/ready", service, timeout=180)
-        yield {"folder": folder, "work": work, "cli": cli, "base": base, "env": env}
+        yield {"folder": folder, "work": work, "cli": cli, "base": base, "env": project.env}
     finally:
         service.terminate()
         service.wait(timeout=30)
@@ -149,7 +130,10 @@ page.fill("#rollout-key", "customer-42")
 page.click("#predict-form button")
 page.wait_for_selector("#result.ok", timeout=15000)
 seen["result"] = page.inner_text("#result")
-page.wait_for_function("document.querySelector('#recent-body').innerText.includes('shadow')")
+request_id = seen["result"].rsplit(" ", 1)[-1]
+page.wait_for_function(
+    "id => document.querySelector('#recent-body').innerText.includes(id)", arg=request_id
+)
 seen["recent"] = page.inner_text("#recent-body")
 seen["traffic"] = page.inner_text("#traffic-body")
 seen["drift"] = page.inner_text("#drift-body")
@@ -164,7 +148,9 @@ page.screenshot(path={str(SCREENSHOT)!r}, full_page=True)
     assert "mode shadow" in seen["rollout"]
     answer = r"prediction [01] \(probability [01]\.\d+\) from the champion, version 1"
     assert re.search(answer, seen["result"])
-    assert "challenger (shadow)" in seen["recent"]
+    request_id = seen["result"].rsplit(" ", 1)[-1]
+    assert f"{request_id}\tchampion\t1" in seen["recent"]
+    assert f"{request_id}\tchallenger (shadow)\t2" in seen["recent"]
     assert "/predict requests" in seen["traffic"]
     assert "window of 300 records" in seen["drift"], "the drift job ran in the test before"
     assert SCREENSHOT.stat().st_size > 30_000
