@@ -7,21 +7,54 @@ from pathlib import Path
 import pytest
 
 from answer_sets import ANSWER_SETS
-from harness import apt_install, loud, read_answers, render, template_repository
+from harness import (
+    apt_install,
+    loud,
+    read_answers,
+    render,
+    template_repository,
+    template_snapshot,
+)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
+# Tests that use one of these fixtures run an outside program (promtool, kubeconform,
+# actionlint, hadolint, docker, Chromium, mkdocs, a git repository of releases): they are the
+# `tools` tier, which `make test` runs and `make test-fast` leaves out.
+TOOL_FIXTURES = {
+    "validated",
+    "debian_tool",
+    "actionlint",
+    "site",
+    "template_repo",
+    "updated",
+    "docker_engine",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TOOL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.tools)
+
+
 @pytest.fixture(scope="session")
-def rendered(tmp_path_factory):
+def template_source(tmp_path_factory) -> Path:
+    """The template as it is in the working tree, copied once, for copier to render from."""
+    return template_snapshot(tmp_path_factory.mktemp("template-source") / "copier-mlops")
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory, template_source):
     """`rendered(name)` -> the folder of that answer set's rendering (made once)."""
     cache: dict[str, Path] = {}
 
     def get(name: str) -> Path:
         if name not in cache:
             folder = tmp_path_factory.mktemp(name) / "project"
-            cache[name] = render(folder, ANSWER_SETS[name])
+            cache[name] = render(folder, ANSWER_SETS[name], source=template_source)
         return cache[name]
 
     return get

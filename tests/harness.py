@@ -38,20 +38,45 @@ for _key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
     os.environ.setdefault(_key, "tests@copier-mlops.invalid")
 
 
-def render(destination: Path, answers: dict | None = None, **options) -> Path:
-    """Render the working tree of this repository (uncommitted changes included) with copier."""
+def render(
+    destination: Path, answers: dict | None = None, source: Path | None = None, **options
+) -> Path:
+    """Render the working tree of this repository (uncommitted changes included) with copier.
+
+    `source` is a `template_snapshot` of it to render from instead: copier then reads the
+    files in place rather than cloning this repository first (0.4 s less a rendering), and
+    the answers file records no `_commit`.
+    """
     from copier import run_copy
 
     run_copy(
-        str(ROOT),
+        str(source or ROOT),
         str(destination),
         data=answers or {},
         defaults=True,
-        vcs_ref="HEAD",  # HEAD of a local repository includes its uncommitted changes
+        # HEAD of a local repository includes its uncommitted changes
+        vcs_ref=None if source else "HEAD",
         unsafe=False,
         quiet=True,
         **options,
     )
+    return destination
+
+
+def copy_template_files(destination: Path) -> None:
+    """Copy what copier reads (copier.yml and template/) from the working tree, uncommitted
+    changes included and ignored files (caches) left out, into `destination`."""
+    listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--")
+    for name in filter(None, listed.split("\0")):
+        if name.split("/")[0] in TEMPLATE_PATHS and (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+
+
+def template_snapshot(destination: Path) -> Path:
+    """A plain folder holding the template as it is now, for `render(..., source=...)`."""
+    destination.mkdir(parents=True)
+    copy_template_files(destination)
     return destination
 
 
@@ -115,11 +140,7 @@ def template_repository(destination: Path) -> Path:
     commit_all(destination, f"copier-mlops {older}")
     git(destination, "tag", OLD_VERSION)
     shutil.rmtree(destination / "template")
-    listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--")
-    for name in filter(None, listed.split("\0")):
-        if name.split("/")[0] in TEMPLATE_PATHS and (ROOT / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, destination / name)
+    copy_template_files(destination)
     git(destination, "add", "-A")
     git(destination, "commit", "-q", "--no-verify", "--allow-empty", "-m", "copier-mlops now")
     git(destination, "tag", NEW_VERSION)

@@ -101,7 +101,7 @@ def apply_student_edits(project: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def lesson_rendering(tmp_path_factory):
+def lesson_rendering(tmp_path_factory, template_source):
     """`lesson_rendering(N)`: a fresh rendering of lesson N's preset (made once per answers)."""
     cache: dict[str, Path] = {}
 
@@ -109,7 +109,7 @@ def lesson_rendering(tmp_path_factory):
         key = yaml.safe_dump(preset(lesson), sort_keys=True)
         if key not in cache:
             folder = tmp_path_factory.mktemp(f"lesson-{lesson}") / "project"
-            cache[key] = render(folder, preset(lesson))
+            cache[key] = render(folder, preset(lesson), source=template_source)
         return cache[key]
 
     return get

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from copier import run_copy
 
-from harness import ROOT, tool
+from harness import ROOT, render, tool
 
 QUESTIONS = {
     name: spec
@@ -83,16 +82,9 @@ def test_reserved_names_cover_the_standard_library_of_this_python():
         "-".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None
     ),
 )
-def test_invalid_answers_are_refused(tmp_path: Path, answers, message):
+def test_invalid_answers_are_refused(tmp_path: Path, template_source, answers, message):
     with pytest.raises(ValueError, match=message):
-        run_copy(
-            str(ROOT),
-            str(tmp_path / "out"),
-            data=answers,
-            defaults=True,
-            vcs_ref="HEAD",
-            quiet=True,
-        )
+        render(tmp_path / "out", answers, source=template_source)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -128,10 +120,9 @@ ODD_ANSWERS = {
 
 
 @pytest.mark.parametrize("name", sorted(ODD_ANSWERS))
-def test_odd_answers_render_valid_files(tmp_path: Path, name):
+def test_odd_answers_render_valid_files(tmp_path: Path, template_source, name):
     answers = ODD_ANSWERS[name]
-    project = tmp_path / "out"
-    run_copy(str(ROOT), str(project), data=answers, defaults=True, vcs_ref="HEAD", quiet=True)
+    project = render(tmp_path / "out", answers, source=template_source)
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert {key: recorded[key] for key in answers} == answers, "answers are kept verbatim"
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
