@@ -22,8 +22,8 @@ TESTS = [
     "test_train", "test_validate",
 ]  # fmt: skip
 # Only with `serving`.
-SERVING_MODULES = ["observability", "prediction_log", "serve"]
-SERVING_TESTS = ["test_fuzz", "test_prediction_log", "test_serve", "test_shutdown"]
+SERVING_MODULES = ["loadtest", "observability", "prediction_log", "serve"]
+SERVING_TESTS = ["test_fuzz", "test_overload", "test_prediction_log", "test_serve", "test_shutdown"]
 # Only with `monitoring`.
 MONITORING_MODULES = ["monitor", "simulate"]
 MONITORING_TESTS = ["test_monitor"]
