@@ -22,8 +22,11 @@ TESTS = [
     "test_train", "test_validate",
 ]  # fmt: skip
 # Only with `serving`.
-SERVING_MODULES = ["observability", "prediction_log", "rollout", "serve"]
-SERVING_TESTS = ["test_fuzz", "test_prediction_log", "test_rollout", "test_serve", "test_shutdown"]
+SERVING_MODULES = ["loadtest", "observability", "prediction_log", "rollout", "serve"]
+SERVING_TESTS = [
+    "test_fuzz", "test_overload", "test_prediction_log", "test_rollout", "test_serve",
+    "test_shutdown",
+]  # fmt: skip
 # Only with `monitoring`.
 MONITORING_MODULES = ["monitor", "simulate"]
 MONITORING_TESTS = ["test_monitor"]

@@ -1,5 +1,6 @@
 """The command line: commands work, errors are one clear line and a non-zero exit."""
 
+import shutil
 import subprocess
 import sys
 
@@ -74,3 +75,27 @@ def test_missing_model_is_one_clear_error(tmp_path, command):
     result = _run(command, *extra, "--model-uri", str(tmp_path / "nothing"))
     assert result.returncode == 2
     assert "no model at" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("damaged", "message"),
+    [("serving.json", "serving.json cannot be read"), ("pipeline.skops", "cannot be loaded")],
+)
+def test_a_corrupted_model_file_is_one_clear_error(trained, tmp_path, damaged, message):
+    """Refused at start, before a port is bound: an orchestrator shows the reason, and a
+    restart loop shows the same line each time."""
+    folder = shutil.copytree(trained.export_dir, tmp_path / "model")
+    (folder / damaged).write_bytes(b"\x00 not what it was \xff" * 10)
+    backend = {"CUSTOMER_CHURN_SERVING_BACKEND": "sklearn"}
+    result = _run("serve", "--model-uri", str(folder), **backend)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_corrupted_onnx_graph_falls_back_to_the_exact_pipeline(trained, tmp_path):
+    from customer_churn.runtime import ONNX_FILE, load_serving_model
+
+    folder = shutil.copytree(trained.export_dir, tmp_path / "model")
+    (folder / ONNX_FILE).write_bytes(b"\x00 not a graph \xff" * 10)
+    served = load_serving_model(folder)
+    assert served.backend == "sklearn" and f"{ONNX_FILE} cannot be loaded" in served.reason

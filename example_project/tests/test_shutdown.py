@@ -12,6 +12,8 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from customer_churn.prediction_log import read_log
 from customer_churn.serve import example_record
 
@@ -39,6 +41,7 @@ def _send(url: str, body: bytes, request_id: str) -> str:
     return "failed"
 
 
+@pytest.mark.load
 def test_sigterm_under_load_drops_nothing(trained, tmp_path):
     port = _free_port()
     env = os.environ | {"CUSTOMER_CHURN_PREDICTION_LOG_DIR": str(tmp_path / "log")}

@@ -1,11 +1,18 @@
 """Training end to end on a small dataset: metrics, MLflow run, registry version, export."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import time
 
+import pytest
 from mlflow import MlflowClient
 
 from customer_churn.contract import CONTRACT
 from customer_churn.evaluate import PRIMARY_METRIC, evaluate_saved_model
+from customer_churn.export import remove_stale_staging
 from customer_churn.register import ALIAS
 from customer_churn.synthetic import generate
 from customer_churn.train import file_sha256
@@ -70,3 +77,44 @@ def test_evaluate_reproduces_the_holdout_metrics(trained, settings, tmp_path):
     for name, value in metrics.items():
         assert abs(value - trained.metrics[f"test_{name}"]) < 1e-9, name
     assert (tmp_path / "metrics.json").is_file()
+
+
+@pytest.mark.load
+def test_training_killed_part_way_registers_nothing_and_keeps_the_export(
+    trained, settings, tmp_path
+):
+    """Killed (SIGKILL) once its new export is being built, the step before registering: the
+    registry gains no version, the previous export stays whole, and what the killed run left
+    is hidden beside it until the next training removes it."""
+    models = tmp_path / "models"
+    shutil.copytree(trained.export_dir, models / "model")
+    before = (models / "model" / "serving.json").read_text()
+    prefix = "CUSTOMER_CHURN_"
+    env = os.environ | {
+        f"{prefix}DATA_PATH": str(settings.data_path),
+        f"{prefix}MODELS_DIR": str(models),
+        f"{prefix}REPORTS_DIR": str(tmp_path / "reports"),
+        f"{prefix}TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        f"{prefix}ARTIFACT_LOCATION": str(tmp_path / "mlartifacts"),
+        f"{prefix}CV_FOLDS": "3",
+    }
+    log = tmp_path / "train.log"
+    with log.open("w") as stream:
+        training = subprocess.Popen(
+            [sys.executable, "-m", "customer_churn", "train"],
+            env=env, cwd=tmp_path, stdout=stream, stderr=stream,
+        )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not any((s / "model" / "serving.json").is_file() for s in models.glob(".model-*")):
+        assert training.poll() is None, f"training ended before the kill:\n{log.read_text()}"
+        assert time.monotonic() < deadline, "the export never started"
+        time.sleep(0.05)
+    training.kill()
+    training.wait(timeout=30)
+
+    registry = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert registry.search_model_versions(f"name='{settings.registered_model_name}'") == []
+    assert (models / "model" / "serving.json").read_text() == before, "the old export, whole"
+    leftovers = sorted(models.glob(".model-*"))
+    assert leftovers and remove_stale_staging(models / "model") == leftovers
+    assert sorted(path.name for path in models.iterdir()) == ["model"]

@@ -135,15 +135,20 @@ class Metrics:
 class AccessLog:
     """One line per request: method, path, status, duration and request id.
 
-    In JSON, lines are encoded here and written straight to stderr, in the shape of
-    `JsonFormatter`: the logging module's record and formatter cost ~30 us a line on a small
-    machine, a sizeable share of a 1 ms request. Text lines go through logging.
+    In JSON, lines are encoded here in the shape of `JsonFormatter` and written to stderr in
+    batches: the logging module's record and formatter cost ~30 us a line on a small machine,
+    and a write call per line as much again, a sizeable share of a 1 ms request. `run()`
+    writes what is pending every `flush_seconds` (and when it stops); like nginx's buffered
+    access log, a killed process loses at most that much. Text lines go through logging.
     """
 
     _encode = json.JSONEncoder(separators=(",", ":")).encode
 
-    def __init__(self, log_format: str) -> None:
+    def __init__(self, log_format: str, flush_seconds: float = 0.05, max_pending: int = 512):
         self.json = log_format == "json"
+        self.flush_seconds = flush_seconds
+        self.max_pending = max_pending
+        self._pending: list[str] = []
         self._second = -1
         self._stamp = ""
 
@@ -170,7 +175,24 @@ class AccessLog:
             "status": status,
             "duration_ms": duration_ms,
         }
-        sys.stderr.write(self._encode(entry) + "\n")
+        self._pending.append(self._encode(entry))
+        if len(self._pending) >= self.max_pending:  # bounded even when `run()` is not running
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            lines, self._pending = self._pending, []
+            sys.stderr.write("\n".join(lines) + "\n")
+            sys.stderr.flush()
+
+    async def run(self) -> None:
+        """Write the pending lines every `flush_seconds`; the last ones when cancelled."""
+        try:
+            while True:
+                await asyncio.sleep(self.flush_seconds)
+                self.flush()
+        finally:
+            self.flush()
 
 
 # Probes and scrapes are never shed: an overloaded replica is alive, and must be seen.
@@ -311,11 +333,12 @@ class BodyTooLarge(Exception):
 async def _send_json(
     send, status: int, payload: dict[str, Any], retry_after: int | None = None
 ) -> None:
-    headers = [(b"content-type", b"application/json")]
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if retry_after is not None:
         headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
+    await send({"type": "http.response.body", "body": body})
 
 
 class DriftCollector:

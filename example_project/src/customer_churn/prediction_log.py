@@ -28,6 +28,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 FILE_GLOB = "predictions-*.jsonl"
+YIELD_EVERY = 16  # requests encoded between two hand-overs of the GIL
 
 
 class PredictionLog:
@@ -111,7 +112,11 @@ class PredictionLog:
 
     def _write(self, batch: list[tuple]) -> None:
         lines = []
-        for item in batch:
+        for count, item in enumerate(batch, 1):
+            if count % YIELD_EVERY == 0:
+                # Give the GIL back: the event loop would otherwise wait up to the 5 ms switch
+                # interval for it each time it makes a system call while this thread encodes.
+                time.sleep(0)
             try:
                 lines += _lines(*item)
             except (TypeError, ValueError) as error:  # a value JSON cannot hold: skip the request

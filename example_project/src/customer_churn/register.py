@@ -101,18 +101,20 @@ def _model_kwargs(pipeline, sample: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def log_and_register(pipeline, sample: pd.DataFrame, settings: Settings) -> str:
-    """Log the model to the active run, register a new version, alias it; return the version."""
+def log_model(pipeline, sample: pd.DataFrame) -> str:
+    """Log the model to the active run, not yet registered; return its URI."""
+    import mlflow
+
+    info = mlflow.sklearn.log_model(pipeline, name="model", **_model_kwargs(pipeline, sample))
+    return info.model_uri
+
+
+def register(model_uri: str, settings: Settings) -> str:
+    """Register a logged model as a new version and alias it; return the version."""
     import mlflow
     from mlflow import MlflowClient
 
-    info = mlflow.sklearn.log_model(
-        pipeline,
-        name="model",
-        registered_model_name=settings.registered_model_name,
-        **_model_kwargs(pipeline, sample),
-    )
-    model_version = str(info.registered_model_version)
+    model_version = str(mlflow.register_model(model_uri, settings.registered_model_name).version)
     MlflowClient().set_registered_model_alias(settings.registered_model_name, ALIAS, model_version)
     return model_version
 
@@ -193,8 +195,13 @@ def pull(uri: str, settings: Settings, destination: Path) -> Path:
         mlflow.artifacts.download_artifacts(
             run_id=details["run_id"], artifact_path="serving", dst_path=str(staging)
         )
-        if not (staging / "serving" / MANIFEST).is_file():
+        manifest_path = staging / "serving" / MANIFEST
+        if not manifest_path.is_file():
             raise ModelLoadError(f"the run behind '{uri}' holds no serving export")
+        if details.get("version") is not None:  # the run logs its export before registering
+            manifest = json.loads(manifest_path.read_text())
+            manifest["version"] = str(details["version"])
+            manifest_path.write_text(json.dumps(manifest, indent=2))
         if destination.exists():
             shutil.rmtree(destination)
         (staging / "serving").rename(destination)

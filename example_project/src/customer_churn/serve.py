@@ -176,6 +176,54 @@ def _errors_of_the_sent_shape(error: RequestValidationError) -> list[dict[str, A
     return errors
 
 
+class FastPredict:
+    """POST /predict without a query string, answered before FastAPI's routing when the
+    request is valid (about a third of the service's time per request, measured on a small
+    machine). Every other request, and one that the fast path would refuse, goes on to the
+    app with its body, and the route answers it, errors included.
+
+    It sits inside `RequestGuard`, so request ids, load shedding, the body-size limit, the
+    time-out, metrics and the access log apply to both paths alike.
+    """
+
+    def __init__(self, app, answer) -> None:
+        self.app = app
+        self.answer = answer  # (headers, body, started) -> the JSON answer, or None
+        self.route = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != "/predict"
+            or scope["method"] != "POST"
+            or scope["query_string"]
+        ):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        messages = [await receive()]
+        while messages[-1]["type"] == "http.request" and messages[-1].get("more_body", False):
+            messages.append(await receive())
+        answer = None
+        if messages[-1]["type"] == "http.request":  # else the client left: the app sees it
+            body = b"".join(message.get("body", b"") for message in messages)
+            answer = self.answer(dict(scope["headers"]), body, started)
+        if answer is None:
+
+            async def replay():
+                return messages.pop(0) if messages else await receive()
+
+            await self.app(scope, replay, send)
+            return
+        if self.route is None:  # the route in the metrics' labels, as the router would set
+            routes = scope["app"].routes
+            self.route = next(r for r in routes if getattr(r, "path", "") == "/predict")
+        scope["route"] = self.route
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+
 def create_app(settings: Settings | None = None, model: ServingModel | None = None) -> FastAPI:
     """The FastAPI application. Without `model`, the configured one loads in the background
     and `/ready` answers 503 until it is in place."""
@@ -184,6 +232,7 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
     metrics.registry.register(DriftCollector(settings.monitoring_dir / "drift.json"))
     reload_lock = asyncio.Lock()
     shedder = LoadShedder(settings.max_queue_delay_ms / 1000)
+    access = AccessLog(settings.log_format) if settings.access_log else None
 
     def install(loaded: ServingModel) -> None:
         app.state.model = loaded
@@ -226,11 +275,15 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
             )
         if model is None:
             threading.Thread(target=load_in_background, daemon=True).start()
-        heartbeat = asyncio.create_task(shedder.watch())
+        tasks = [asyncio.create_task(shedder.watch())]
+        if access is not None:
+            tasks.append(asyncio.create_task(access.run()))
         try:
             yield
         finally:
-            heartbeat.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # the last access lines out
             if app.state.prediction_log is not None:
                 app.state.prediction_log.close()  # what is queued is written before exit
 
@@ -245,6 +298,43 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
     app.state.prediction_log = None
     if model is not None:
         install(model)
+
+    def answer(loaded: ServingModel, inputs: list[dict[str, Any]], started: float) -> dict:
+        """The answer to valid records: predictions, counted and logged (both paths use it)."""
+        predictions, probabilities = loaded.predict_records(inputs)
+        labels, shares = predictions.tolist(), probabilities.tolist()  # numbers of Python's
+        for label in labels:
+            metrics.count_prediction(str(label))
+        answers = [
+            {"prediction": int(p), "probability": q} for p, q in zip(labels, shares, strict=True)
+        ]
+        request_id = REQUEST_ID.get()
+        prediction_log = app.state.prediction_log
+        if prediction_log is not None:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            prediction_log.record(
+                request_id, loaded.version, elapsed_ms, inputs, predictions, probabilities
+            )
+        return {"model_version": loaded.version, "request_id": request_id, "predictions": answers}
+
+    def fast_answer(headers: dict[bytes, bytes], body: bytes, started: float) -> bytes | None:
+        """The answer to a request the route would accept as it is, else None."""
+        loaded = app.state.model
+        if loaded is None:
+            return None
+        if settings.api_key is not None and not secrets.compare_digest(
+            headers.get(b"x-api-key", b""), settings.api_key.get_secret_value().encode()
+        ):
+            return None
+        try:
+            records = parse_records(body)
+        except RequestValidationError:
+            return None
+        if not 0 < len(records) <= settings.max_batch_size:
+            return None
+        return json.dumps(answer(loaded, [r.__dict__ for r in records], started)).encode()
+
+    app.add_middleware(FastPredict, answer=fast_answer)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -258,7 +348,7 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
         RequestGuard,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
-        access=AccessLog(settings.log_format) if settings.access_log else None,
+        access=access,
         shedder=shedder,
         timeout=settings.request_timeout,
     )
@@ -346,9 +436,11 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
     ) -> Response:
         """Predict for one record or a list of records (at most `max_batch_size`).
 
-        The hot path: checks are inline rather than dependencies, the body is parsed and
-        validated by pydantic-core in one pass, and the answer is written as JSON directly
-        rather than validated again through the response model.
+        Valid requests without a query string take `FastPredict`, which answers before
+        FastAPI's routing and gives this route every other request: the checks here decide
+        the error a client sees. Checks are inline rather than dependencies, the body is
+        parsed and validated by pydantic-core in one pass, and the answer is written as JSON
+        directly rather than validated again through the response model.
         """
         started = time.perf_counter()
         await require_key(request)
@@ -362,25 +454,7 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
                 f"{len(records)} records exceed the limit of {settings.max_batch_size} per request",
             )
         inputs = [r.__dict__ for r in records]
-        predictions, probabilities = loaded.predict_records(inputs)
-        for label in predictions:
-            metrics.count_prediction(str(label))
-        answers = [
-            {"prediction": int(p), "probability": float(q)}
-            for p, q in zip(predictions, probabilities, strict=True)
-        ]
-        request_id = REQUEST_ID.get()
-        prediction_log = request.app.state.prediction_log
-        if prediction_log is not None:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            prediction_log.record(
-                request_id, loaded.version, elapsed_ms, inputs, predictions, probabilities
-            )
-        payload = {
-            "model_version": loaded.version,
-            "request_id": request_id,
-            "predictions": answers,
-        }
+        payload = answer(loaded, inputs, started)
         if explain:  # off the fast path: shap and the exact pipeline load on the first ask
             from .explain import ExplanationUnavailable, explain_records
 

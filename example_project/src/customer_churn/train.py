@@ -1,4 +1,4 @@
-"""Training: validate, split, cross-validate, fit, evaluate, then log, register and export.
+"""Training: validate, split, cross-validate, fit, evaluate, then log, export and register.
 
 Every run logs a receipt (receipt.json) with what reproduces it; `reproduce RUN_ID` re-runs
 training from one and says whether the metrics match.
@@ -25,11 +25,18 @@ from . import evaluate, explain, profiling
 from .card import write_model_card
 from .contract import CONTRACT
 from .errors import ProjectError
-from .export import as_records, export_serving_model, write_manifest
+from .export import (
+    as_records,
+    build_serving_folder,
+    install_serving_folder,
+    remove_stale_staging,
+    staging_folder,
+    write_manifest,
+)
 from .features import build_pipeline, features_of
 from .ingest import load_table, split
 from .model import build_estimator
-from .register import configure_tracking, log_and_register
+from .register import configure_tracking, log_model, register
 from .segments import SegmentReport, report_for
 from .settings import Settings
 from .validate import validate
@@ -185,41 +192,56 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
         mlflow.log_metrics(metrics)
         for path in report_paths:
             mlflow.log_artifact(str(path), artifact_path="reports")
-        model_version = log_and_register(pipeline, features_of(fitted.train_frame), settings)
+        model_uri = log_model(pipeline, features_of(fitted.train_frame))
 
-        on_step(f"Exporting the serving model to {settings.export_dir}")
-        metadata = {
-            "name": settings.registered_model_name,
-            "version": model_version,
-            "run_id": run.info.run_id,
-            "metrics": metrics,
-            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "git_commit": receipt["git_commit"],
-            "explanation": {
-                "library": "shap",
-                "output": findings.output_space,
-                "background": background,
-            },
-        }
-        manifest = export_serving_model(
-            pipeline,
-            fitted.test_frame,
-            settings.export_dir,
-            metadata,
-            settings.onnx_tolerance,
-            reference=fitted.train_frame,
-        )
-        on_step("Profiling the serving export: latency, size and memory")
-        manifest["profile"] = profiling.measure(
-            settings.export_dir,
-            as_records(fitted.test_frame),
-            settings.profile_single_runs,
-            settings.profile_batch_size,
-            settings.profile_batch_runs,
-        )
-        write_manifest(settings.export_dir, manifest)
-        mlflow.log_metrics(profiling.summary(manifest["profile"]))
-        mlflow.log_artifacts(str(settings.export_dir), artifact_path="serving")
+        # Registering is the last step, once every artifact is complete: training killed
+        # before it leaves no version in the registry, and no half-built export in place
+        # (the export is built in a hidden folder beside it and moved in by a rename).
+        on_step(f"Exporting the serving model (for {settings.export_dir})")
+        remove_stale_staging(settings.export_dir)
+        staging = staging_folder(settings.export_dir)
+        try:
+            folder = staging / "model"
+            metadata = {
+                "name": settings.registered_model_name,
+                "version": None,  # known once registered, below
+                "run_id": run.info.run_id,
+                "metrics": metrics,
+                "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "git_commit": receipt["git_commit"],
+                "explanation": {
+                    "library": "shap",
+                    "output": findings.output_space,
+                    "background": background,
+                },
+            }
+            manifest = build_serving_folder(
+                pipeline,
+                fitted.test_frame,
+                folder,
+                metadata,
+                settings.onnx_tolerance,
+                reference=fitted.train_frame,
+            )
+            on_step("Profiling the serving export: latency, size and memory")
+            manifest["profile"] = profiling.measure(
+                folder,
+                as_records(fitted.test_frame),
+                settings.profile_single_runs,
+                settings.profile_batch_size,
+                settings.profile_batch_runs,
+            )
+            write_manifest(folder, manifest)
+            mlflow.log_metrics(profiling.summary(manifest["profile"]))
+            mlflow.log_artifacts(str(folder), artifact_path="serving")
+
+            on_step(f"Registering the model as '{settings.registered_model_name}'")
+            model_version = register(model_uri, settings)
+            manifest["version"] = metadata["version"] = model_version
+            write_manifest(folder, manifest)
+            install_serving_folder(folder, settings.export_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         mlflow.log_dict(manifest, "serving_manifest.json")
         card = write_model_card(
             settings.reports_dir / "model_card.md",

@@ -96,6 +96,9 @@ def reference_frame(pipeline, rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame
     return reference
 
 
+STAGING_PREFIX = "."  # staging folders are hidden siblings of the export: `.model-XXXX`
+
+
 def export_serving_model(
     pipeline,
     holdout: pd.DataFrame,
@@ -110,55 +113,86 @@ def export_serving_model(
     holdout: in probability for a classifier, in standard deviations of the target otherwise.
     `reference` (the training rows) becomes the drift reference; without it, the holdout does.
     """
-    import skops.io
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    staging = staging_folder(target)
     try:
         folder = staging / "model"
-        folder.mkdir()
-        skops.io.dump(pipeline, folder / PIPELINE_FILE)
-        manifest = metadata | {
-            "problem_type": CONTRACT.target.kind,
-            "features": CONTRACT.feature_names,
-            "classes": [int(c) for c in getattr(pipeline, "classes_", [])],
-            "skops_trusted_types": trusted_types(pipeline),
-            "onnx": None,
-        }
-        drift_reference = reference_frame(pipeline, holdout if reference is None else reference)
-        drift_reference.to_parquet(folder / REFERENCE_FILE, index=False)
-        manifest["reference"] = {"file": REFERENCE_FILE, "rows": len(drift_reference)}
-        if CONTRACT.target.kind == "regression":  # bucket bounds of the served-values metric
-            deciles = np.quantile(holdout[CONTRACT.target.name], np.linspace(0.1, 0.9, 9))
-            manifest["target_quantiles"] = [round(float(q), 6) for q in deciles]
-        try:
-            (folder / ONNX_FILE).write_bytes(_to_onnx(pipeline))
-        except Exception as error:  # a model skl2onnx cannot convert: serve the pipeline
-            manifest["onnx_skipped"] = f"conversion failed: {type(error).__name__}: {error}"
-        write_manifest(folder, manifest)
-        if (folder / ONNX_FILE).exists():
-            graph = ServingModel(
-                folder, manifest, "onnx", _session=onnx_session(folder / ONNX_FILE)
-            )
-            figures = compare(pipeline, graph, holdout)
-            if figures["max_difference"] <= tolerance:
-                manifest["onnx"] = {"file": ONNX_FILE, "tolerance": tolerance} | figures
-            else:
-                (folder / ONNX_FILE).unlink()
-                manifest["onnx_skipped"] = (
-                    f"ONNX differs from the pipeline by up to {figures['max_difference']:.4f} "
-                    f"on the holdout, more than the tolerance {tolerance}"
-                )
-            write_manifest(folder, manifest)
-        previous = staging / "previous"
-        if target.exists():
-            target.rename(previous)
-        try:
-            folder.rename(target)
-        except OSError:
-            if previous.exists():
-                previous.rename(target)  # put the old model back rather than leave none
-            raise
+        manifest = build_serving_folder(pipeline, holdout, folder, metadata, tolerance, reference)
+        install_serving_folder(folder, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
+
+
+def staging_folder(target: Path) -> Path:
+    """A fresh hidden folder beside `target` to build its replacement in (same file system,
+    so that the replacement moves in by a rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{STAGING_PREFIX}{target.name}-"))
+
+
+def remove_stale_staging(target: Path) -> list[Path]:
+    """Delete what a killed export left beside `target`; return what was deleted."""
+    stale = sorted(target.parent.glob(f"{STAGING_PREFIX}{target.name}-*"))
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+    return stale
+
+
+def build_serving_folder(
+    pipeline,
+    holdout: pd.DataFrame,
+    folder: Path,
+    metadata: dict[str, Any],
+    tolerance: float,
+    reference: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Write a serving folder at `folder` (which must not exist yet); return its manifest."""
+    import skops.io
+
+    folder.mkdir()
+    skops.io.dump(pipeline, folder / PIPELINE_FILE)
+    manifest = metadata | {
+        "problem_type": CONTRACT.target.kind,
+        "features": CONTRACT.feature_names,
+        "classes": [int(c) for c in getattr(pipeline, "classes_", [])],
+        "skops_trusted_types": trusted_types(pipeline),
+        "onnx": None,
+    }
+    drift_reference = reference_frame(pipeline, holdout if reference is None else reference)
+    drift_reference.to_parquet(folder / REFERENCE_FILE, index=False)
+    manifest["reference"] = {"file": REFERENCE_FILE, "rows": len(drift_reference)}
+    if CONTRACT.target.kind == "regression":  # bucket bounds of the served-values metric
+        deciles = np.quantile(holdout[CONTRACT.target.name], np.linspace(0.1, 0.9, 9))
+        manifest["target_quantiles"] = [round(float(q), 6) for q in deciles]
+    try:
+        (folder / ONNX_FILE).write_bytes(_to_onnx(pipeline))
+    except Exception as error:  # a model skl2onnx cannot convert: serve the pipeline
+        manifest["onnx_skipped"] = f"conversion failed: {type(error).__name__}: {error}"
+    write_manifest(folder, manifest)
+    if (folder / ONNX_FILE).exists():
+        graph = ServingModel(folder, manifest, "onnx", _session=onnx_session(folder / ONNX_FILE))
+        figures = compare(pipeline, graph, holdout)
+        if figures["max_difference"] <= tolerance:
+            manifest["onnx"] = {"file": ONNX_FILE, "tolerance": tolerance} | figures
+        else:
+            (folder / ONNX_FILE).unlink()
+            manifest["onnx_skipped"] = (
+                f"ONNX differs from the pipeline by up to {figures['max_difference']:.4f} "
+                f"on the holdout, more than the tolerance {tolerance}"
+            )
+        write_manifest(folder, manifest)
+    return manifest
+
+
+def install_serving_folder(folder: Path, target: Path) -> None:
+    """Move a finished serving folder to `target`, replacing the previous one whole."""
+    previous = folder.parent / "previous"
+    if target.exists():
+        target.rename(previous)
+    try:
+        folder.rename(target)
+    except OSError:
+        if previous.exists():
+            previous.rename(target)  # put the old model back rather than leave none
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
