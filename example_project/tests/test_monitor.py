@@ -105,14 +105,16 @@ def test_labels_add_live_metrics_and_decay(windows, settings, tmp_path):
             CONTRACT.target.name: rows[CONTRACT.target.name],
         }
     ).to_csv(labels, index=False)
-    clean = run(settings, log_dir=folder / "clean", labels=labels, output_dir=tmp_path)[
-        "performance"
-    ]
+    # The test model learns from 800 rows and is scored on a holdout of 160: that metric is
+    # itself uncertain by some 15% (a regressor's RMSE more than a classifier's ROC AUC), so
+    # clean traffic is judged against a looser limit than the 10% a project starts with.
+    judged = settings.model_copy(update={"drift_max_metric_decay": 0.3})
+    clean = run(judged, log_dir=folder / "clean", labels=labels, output_dir=tmp_path)["performance"]
     assert clean["labelled"] == 600 and not clean["decayed"], clean
-    worse = run(settings, log_dir=folder / "drifted", labels=labels, output_dir=tmp_path)[
+    worse = run(judged, log_dir=folder / "drifted", labels=labels, output_dir=tmp_path)[
         "performance"
     ]
-    assert worse["decay"] > clean["decay"]
+    assert worse["decay"] > clean["decay"] and worse["decayed"], worse
 
 
 @pytest.mark.parametrize(

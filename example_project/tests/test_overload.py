@@ -38,7 +38,9 @@ def test_twice_the_capacity_is_shed_not_queued(trained, tmp_path):
 
 
 def test_a_steady_load_fails_nothing_and_memory_stays_flat(trained, tmp_path):
-    with Service(str(trained.export_dir), tmp_path) as svc:
+    # A test machine may stall the service for 100 ms (its default shedding limit) now and
+    # then: what is measured here is errors and memory, not shedding.
+    with Service(str(trained.export_dir), tmp_path, max_queue_delay_ms=2000) as svc:
         report = asyncio.run(soak(svc, body_of(1), seconds=8, share=0.3, sample_every=2))
     print(f"\nsoak: {json.dumps(report)}")
     assert report["errors"] == 0 and report["sent"] > 100, report

@@ -34,6 +34,8 @@ def test_records_are_written_in_order_and_flushed_on_close(tmp_path):
         "request_id": "r0",
         "row": 1,
         "model_version": "3",
+        "variant": "champion",
+        "shadow": False,
         "latency_ms": 0.5,
         "inputs": RECORD,
         "prediction": 0,

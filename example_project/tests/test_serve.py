@@ -190,8 +190,11 @@ def test_metrics_count_requests_predictions_and_the_model(client, record, traine
         r'http_requests_total\{method="POST",route="/predict",status="200"\} [1-9]', text
     )
     assert 'http_request_duration_seconds_bucket{le="0.01",route="/predict"}' in text
-    assert re.search(r"predictions_total\{outcome=\"[^\"]+\"\} [1-9]", text)
-    labels = f'backend="onnx",name="{trained.manifest["name"]}",version="{trained.model_version}"'
+    assert re.search(r"predictions_total\{outcome=\"[^\"]+\",variant=\"champion\"\} [1-9]", text)
+    labels = (
+        f'backend="onnx",name="{trained.manifest["name"]}",variant="champion",'
+        f'version="{trained.model_version}"'
+    )
     assert "model_info{" + labels + "} 1.0" in text
     assert "model_loaded 1.0" in text
 

@@ -39,7 +39,13 @@ def test_run_is_tracked_and_registered(trained, settings):
 
 def test_export_holds_the_serving_artifacts(trained, settings):
     files = {path.name for path in trained.export_dir.iterdir()}
-    assert files == {"serving.json", "pipeline.skops", "model.onnx", "reference.parquet"}
+    assert files == {
+        "serving.json",
+        "pipeline.skops",
+        "model.onnx",
+        "reference.parquet",
+        "model_card.md",  # the card travels with the model, for the dashboard
+    }
     manifest = json.loads((trained.export_dir / "serving.json").read_text())
     assert manifest["run_id"] == trained.run_id and manifest["version"] == trained.model_version
     assert manifest["features"] == CONTRACT.feature_names and manifest["git_commit"]

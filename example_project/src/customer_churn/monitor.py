@@ -11,8 +11,14 @@ The tests come from scipy, already a dependency through scikit-learn. Evidently,
 library for this, does not import with pandas 3, and pinning pandas 2 for the whole project
 to get a report is a worse trade than these few well-known formulas.
 
+When the log holds a challenger's predictions (a split or shadow rollout), the same job
+compares the two variants on that traffic (prediction distributions, agreement on shadowed
+records, live metrics once labels arrive) and says whether the challenger may be promoted;
+`promote` remains the gate that moves the alias.
+
 Writes `drift.json` (the service exposes it as Prometheus gauges), `drift.html` (the report a
-person reads) and a dated copy of the JSON into the monitoring folder.
+person reads), `rollout.json` (the comparison, when there is one) and a dated copy of the drift
+JSON into the monitoring folder.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from .errors import DataError
 from .fields import Categorical
 from .ingest import load_table
 from .prediction_log import read_log
+from .rollout import CHALLENGER, CHAMPION
 from .runtime import MANIFEST, REFERENCE_FILE, REGISTRY_SCHEMES
 from .settings import Settings
 
@@ -151,26 +158,37 @@ def load_reference(source: str, settings: Settings) -> tuple[pd.DataFrame, dict[
     return pd.read_parquet(folder / REFERENCE_FILE), manifest, folder
 
 
-def logged_window(log_dir: Path, window: int, minimum: int) -> tuple[pd.DataFrame, int]:
-    """The last `window` logged records as a frame (features, prediction, ids), and the
+LOGGED = ("request_id", "row", "model_version", "time", "latency_ms", "prediction", "probability")
+
+
+def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Logged records as a frame: features, prediction, ids and the variant that made it."""
+    frame = pd.DataFrame([r["inputs"] for r in records], columns=CONTRACT.feature_names)
+    for key in LOGGED:
+        frame[key] = [r.get(key) for r in records]
+    frame["variant"] = [r.get("variant", CHAMPION) for r in records]
+    return frame
+
+
+def logged_window(
+    log_dir: Path, window: int, minimum: int, records: list[dict[str, Any]] | None = None
+) -> tuple[pd.DataFrame, int]:
+    """The last `window` records the callers saw (shadow scores left out) as a frame, and the
     number of unreadable lines skipped."""
-    records, unreadable = read_log(log_dir)
-    if len(records) < minimum:
+    unreadable = 0
+    if records is None:
+        records, unreadable = read_log(log_dir)
+    served = [r for r in records if not r.get("shadow")]
+    if len(served) < minimum:
         raise DataError(
-            f"the prediction log in '{log_dir}' holds {len(records)} records; the drift job "
+            f"the prediction log in '{log_dir}' holds {len(served)} records; the drift job "
             f"needs at least {minimum} (setting drift_min_records): send traffic first"
         )
-    records = records[-window:]
-    frame = pd.DataFrame([r["inputs"] for r in records], columns=CONTRACT.feature_names)
-    for key in ("request_id", "row", "model_version", "time", "prediction", "probability"):
-        frame[key] = [r.get(key) for r in records]
-    return frame, unreadable
+    return _frame(served[-window:]), unreadable
 
 
-def live_performance(
-    logged: pd.DataFrame, labels_path: Path, manifest: dict[str, Any], settings: Settings
-) -> dict[str, Any]:
-    """Metrics of the logged predictions whose labels arrived, against the holdout's."""
+def _labelled(logged: pd.DataFrame, labels_path: Path) -> pd.DataFrame:
+    """Logged records joined with the labels that arrived (by request_id and row)."""
     target = CONTRACT.target.name
     labels = load_table(labels_path)
     missing = [c for c in ("request_id", target) if c not in labels.columns]
@@ -182,7 +200,15 @@ def live_performance(
     if "row" not in labels.columns:
         labels = labels.assign(row=0)
     labels = labels[["request_id", "row", target]].astype({"request_id": str, "row": int})
-    joined = logged.astype({"request_id": str, "row": int}).merge(labels, on=["request_id", "row"])
+    return logged.astype({"request_id": str, "row": int}).merge(labels, on=["request_id", "row"])
+
+
+def live_performance(
+    logged: pd.DataFrame, labels_path: Path, manifest: dict[str, Any], settings: Settings
+) -> dict[str, Any]:
+    """Metrics of the logged predictions whose labels arrived, against the holdout's."""
+    target = CONTRACT.target.name
+    joined = _labelled(logged, labels_path)
     if len(joined) < settings.drift_min_records:
         raise DataError(
             f"only {len(joined)} logged records match a label in '{labels_path}' (by request_id "
@@ -223,7 +249,8 @@ def run(
     reference, manifest, _ = load_reference(model_uri or settings.model_source, settings)
     log_dir = log_dir or settings.prediction_log_dir
     window = window or settings.drift_window
-    current, unreadable = logged_window(log_dir, window, settings.drift_min_records)
+    records, unreadable = read_log(log_dir)
+    current, _ = logged_window(log_dir, window, settings.drift_min_records, records)
 
     features = compare(reference, current, settings)
     drifted = [name for name, verdict in features.items() if verdict.drifted]
@@ -276,7 +303,125 @@ def run(
     _write_atomically(output_dir / "drift.html", render_html(result, reference, current))
     _write_atomically(output_dir / f"drift-{stamp}.json", json.dumps(result, indent=2))
     _write_atomically(output_dir / "drift.json", json.dumps(result, indent=2))
+    result["rollout"] = compare_variants(records, window, labels, settings)
+    if result["rollout"] is not None:
+        _write_atomically(output_dir / "rollout.json", json.dumps(result["rollout"], indent=2))
     return result
+
+
+# ------------------------------------------------------------------ the rollout comparison
+def _variant_figures(
+    frame: pd.DataFrame, labels: Path | None, settings: Settings
+) -> dict[str, Any]:
+    """What one variant did on the logged traffic; its live metrics when enough labels came."""
+    column = frame[_served_column()].astype(float)
+    latency = frame["latency_ms"].astype(float)
+    figures: dict[str, Any] = {
+        "version": str(frame["model_version"].mode().iloc[0]) if len(frame) else None,
+        "records": len(frame),
+        "mean_prediction": float(column.mean()) if len(frame) else None,
+        "p50_latency_ms": float(latency.quantile(0.5)) if len(frame) else None,
+        "p99_latency_ms": float(latency.quantile(0.99)) if len(frame) else None,
+        "labelled": 0,
+        "live": None,
+    }
+    if labels is not None and len(frame):
+        joined = _labelled(frame, labels)
+        figures["labelled"] = len(joined)
+        if len(joined) >= settings.rollout_min_records:
+            try:
+                live = evaluate.score(
+                    joined[CONTRACT.target.name], joined["prediction"], joined.get("probability")
+                )
+                figures["live"] = {name: float(value) for name, value in live.items()}
+            except ValueError:  # e.g. ROC AUC of labels holding one class only
+                figures["live"] = None
+    return figures
+
+
+def _agreement(champion: pd.DataFrame, challenger: pd.DataFrame, tolerance: float):
+    """Share of shadowed records on which both variants agree (None without such pairs)."""
+    pairs = champion.merge(challenger, on=["request_id", "row"], suffixes=("_a", "_b"))
+    if pairs.empty:
+        return None
+    first, second = pairs["prediction_a"], pairs["prediction_b"]
+    if CONTRACT.target.kind == "classification":
+        agree = first == second
+    else:
+        agree = (second.astype(float) - first.astype(float)).abs() <= tolerance * first.abs()
+    return {"pairs": len(pairs), "rate": float(agree.mean())}
+
+
+def compare_variants(
+    records: list[dict[str, Any]], window: int, labels: Path | None, settings: Settings
+) -> dict[str, Any] | None:
+    """Champion against challenger on the last `window` records of each; None when the log
+    holds no challenger prediction."""
+    by_variant = {
+        variant: _frame([r for r in records if r.get("variant", CHAMPION) == variant][-window:])
+        for variant in (CHAMPION, CHALLENGER)
+    }
+    if by_variant[CHALLENGER].empty:
+        return None
+    figures = {v: _variant_figures(f, labels, settings) for v, f in by_variant.items()}
+    column = _served_column()
+    reasons = [
+        f"only {figures[v]['records']} {v} records in the log; {settings.rollout_min_records} "
+        "are needed (rollout_min_records)"
+        for v in (CHAMPION, CHALLENGER)
+        if figures[v]["records"] < settings.rollout_min_records
+    ]
+    agreement = distribution = None
+    primary = evaluate.PRIMARY_METRIC
+    if not reasons:
+        agreement = _agreement(*by_variant.values(), settings.rollout_agreement_tolerance)
+        distribution = asdict(
+            _numeric(
+                column,
+                by_variant[CHAMPION][column],
+                by_variant[CHALLENGER][column],
+                settings.drift_psi_threshold,
+            )
+        )
+        lives = [figures[v]["live"] for v in (CHAMPION, CHALLENGER)]
+        if all(lives):
+            champion, challenger = (live[primary] for live in lives)
+            lower_is_better = primary in evaluate.LOWER_IS_BETTER
+            loss = challenger - champion if lower_is_better else champion - challenger
+            if loss > settings.rollout_max_metric_loss:
+                reasons.append(
+                    f"live {primary} of the challenger {challenger:.4f} is worse than the "
+                    f"champion's {champion:.4f} by {loss:.4f}, more than "
+                    f"{settings.rollout_max_metric_loss} (rollout_max_metric_loss)"
+                )
+        else:
+            if distribution["drifted"]:
+                reasons.append(
+                    f"without labels, the challenger's predictions must look like the "
+                    f"champion's: their PSI {distribution['score']:.3f} exceeds "
+                    f"{distribution['threshold']}; send labels (--labels) to judge on metrics"
+                )
+            if agreement is not None and agreement["rate"] < settings.rollout_min_agreement:
+                reasons.append(
+                    f"without labels, the challenger must agree with the champion: it does on "
+                    f"{agreement['rate']:.1%} of {agreement['pairs']} shadowed records, under "
+                    f"{settings.rollout_min_agreement:.0%} (rollout_min_agreement)"
+                )
+    version = figures[CHALLENGER]["version"]
+    summary = (
+        f"the challenger (version {version}) may be promoted: run `promote`, the gate that "
+        "also judges it on the holdout"
+        if not reasons
+        else f"the challenger (version {version}) should not be promoted yet"
+    )
+    return {
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "primary_metric": primary,
+        "variants": figures,
+        "agreement": agreement,
+        "distribution": distribution,
+        "verdict": {"may_promote": not reasons, "reasons": reasons, "summary": summary},
+    }
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -404,4 +549,21 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             f"  {verdict['name']:<24} {verdict['statistic']:<15} {verdict['score']:8.4f}  {mark}"
         )
     lines += [f"breach: {breach}" for breach in result["breaches"]]
+    comparison = result.get("rollout")
+    if comparison:
+        for variant, figures in comparison["variants"].items():
+            live = (figures["live"] or {}).get(comparison["primary_metric"])
+            lines.append(
+                f"rollout: {variant:<10} version {figures['version']}: {figures['records']} "
+                f"records, mean prediction {figures['mean_prediction']:.4f}"
+                + (f", live {comparison['primary_metric']} {live:.4f}" if live is not None else "")
+            )
+        if comparison["agreement"]:
+            agreement = comparison["agreement"]
+            lines.append(
+                f"rollout: agreement {agreement['rate']:.1%} on {agreement['pairs']} shadowed "
+                "records"
+            )
+        lines.append(f"rollout: {comparison['verdict']['summary']}")
+        lines += [f"rollout: {reason}" for reason in comparison["verdict"]["reasons"]]
     return lines

@@ -82,11 +82,32 @@ class Metrics:
         )
         self.predictions = Counter(
             "predictions",
-            "Predictions served, by predicted class or value bucket",
-            ["outcome"],
+            "Predictions made, by predicted class or value bucket and by model variant "
+            "(champion, or challenger in a rollout)",
+            ["outcome", "variant"],
             registry=self.registry,
         )
-        self.model = Info("model", "The model being served", registry=self.registry)
+        self.model = Info(
+            "model", "The models being served, by variant", ["variant"], registry=self.registry
+        )
+        self.model_latency = Histogram(
+            "model_latency_seconds",
+            "Time the model took to score a request, by variant (split and shadow modes)",
+            ["variant"],
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=self.registry,
+        )
+        self.shadow = Counter(
+            "shadow_requests",
+            "Requests the challenger scored in shadow mode, by result (ok, error, dropped)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.challenger_loaded = Gauge(
+            "challenger_loaded",
+            "1 once the challenger of a rollout is loaded and answering, else 0",
+            registry=self.registry,
+        )
         self.shed = Counter(
             "requests_shed",
             "Requests refused with 503 because the event loop ran late (overload)",
@@ -109,6 +130,8 @@ class Metrics:
         # Exposed at 0 from the start: increase() needs a first sample.
         for reason in ("queue_full", "write_error", "encode_error"):
             self.dropped.labels(reason)
+        for result in ("ok", "error", "dropped"):
+            self.shadow.labels(result)
         self._outcomes: dict[str, Any] = {}
         self._requests: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -125,11 +148,16 @@ class Metrics:
         children[1].observe(seconds)
 
     def count_prediction(self, outcome: str) -> None:
-        """Count one prediction; label lookups are cached, this runs once per record."""
+        """Count one prediction of the champion; label lookups are cached, this runs once per
+        record."""
         child = self._outcomes.get(outcome)
         if child is None:
-            child = self._outcomes[outcome] = self.predictions.labels(outcome)
+            child = self._outcomes[outcome] = self.predictions.labels(outcome, "champion")
         child.inc()
+
+    def count_variant_prediction(self, outcome: str, variant: str) -> None:
+        """Count one prediction of either variant (rollout modes)."""
+        self.predictions.labels(outcome, variant).inc()
 
 
 class AccessLog:

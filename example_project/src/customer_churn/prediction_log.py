@@ -7,13 +7,17 @@ counted, and the request is answered all the same. `close()` (on graceful shutdo
 what is queued before it returns.
 
 Each line is one record of a request:
-`{"time", "request_id", "row", "model_version", "latency_ms", "inputs": {...},
-"prediction", "probability"?}`. Files are named `predictions-<UTC start>.jsonl` and rotate
-at `max_bytes`; the oldest beyond `keep_files` are deleted.
+`{"time", "request_id", "row", "model_version", "variant", "shadow", "latency_ms",
+"inputs": {...}, "prediction", "probability"?}`: `variant` is the model that made the
+prediction (champion or challenger), `shadow` is true when the caller did not see it (the
+challenger in shadow mode). Files are named `predictions-<UTC start>.jsonl` and rotate at
+`max_bytes`; the oldest beyond `keep_files` are deleted. The last `recent` requests written
+also stay in memory, for the dashboard.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -45,6 +49,7 @@ class PredictionLog:
         flush_seconds: float = 0.5,
         on_drop: Callable[[str, int], None] | None = None,
         on_write: Callable[[int], None] | None = None,
+        recent: int = 200,
     ) -> None:
         self.folder = Path(folder)
         self.sample_rate = sample_rate
@@ -55,6 +60,7 @@ class PredictionLog:
         self.on_drop = on_drop or (lambda reason, count: None)
         self.on_write = on_write or (lambda count: None)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._recent: collections.deque = collections.deque(maxlen=recent)
         self._file = None
         self._size = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -71,6 +77,8 @@ class PredictionLog:
         inputs: Sequence[dict[str, Any]],
         predictions: Sequence[Any],
         probabilities: Sequence[Any] | None = None,
+        variant: str = "champion",
+        shadow: bool = False,
     ) -> bool:
         """Queue a request's records; never blocks. False if sampled out or dropped."""
         sampled_out = self.sample_rate < 1.0 and random.random() >= self.sample_rate  # noqa: S311
@@ -80,9 +88,29 @@ class PredictionLog:
             self.on_drop("queue_full", len(inputs))
             return False
         self._queue.put(
-            (time.time(), request_id, model_version, latency_ms, inputs, predictions, probabilities)
+            (
+                time.time(),
+                request_id,
+                model_version,
+                latency_ms,
+                inputs,
+                predictions,
+                probabilities,
+                variant,
+                shadow,
+            )
         )
         return True
+
+    def recent(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The records of the last requests written (newest first), as the log holds them."""
+        entries: list[dict[str, Any]] = []
+        for item in reversed(self._recent.copy()):  # copy(): atomic, the writer may append
+            with contextlib.suppress(TypeError, ValueError):
+                entries += list(_entries(*item))
+            if limit is not None and len(entries) >= limit:
+                return entries[:limit]
+        return entries
 
     def close(self, timeout: float = 10.0) -> None:
         """Write everything queued, then stop the writer thread."""
@@ -107,6 +135,7 @@ class PredictionLog:
                 pass
             if batch:
                 self._write(batch)
+                self._recent.extend(batch)
         if self._file is not None:
             self._file.close()
 
@@ -170,8 +199,10 @@ def _plain(values) -> list:
     return [value.item() if hasattr(value, "item") else value for value in values]
 
 
-def _lines(stamp, request_id, version, latency_ms, inputs, predictions, probabilities):
-    """The JSON lines of one request, one per record."""
+def _entries(
+    stamp, request_id, version, latency_ms, inputs, predictions, probabilities, variant, shadow
+):
+    """The log entries of one request, one per record."""
     moment = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds")
     latency = round(latency_ms, 3)
     answers = _plain(predictions)
@@ -182,12 +213,20 @@ def _lines(stamp, request_id, version, latency_ms, inputs, predictions, probabil
             "request_id": request_id,
             "row": row,
             "model_version": version,
+            "variant": variant,
+            "shadow": shadow,
             "latency_ms": latency,
             "inputs": record,
             "prediction": prediction,
         }
         if shares is not None:
             entry["probability"] = round(shares[row], 6)
+        yield entry
+
+
+def _lines(*item):
+    """The JSON lines of one request, one per record."""
+    for entry in _entries(*item):
         yield _encode(entry) + "\n"
 
 

@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from . import __version__
 from .contract import CONTRACT
+from .dashboard import add_dashboard
 from .errors import ModelLoadError
 from .fields import Categorical
 from .observability import (
@@ -40,6 +41,7 @@ from .observability import (
     RequestGuard,
 )
 from .prediction_log import PredictionLog
+from .rollout import CHALLENGER, CHAMPION, VARIANTS, Rollout
 from .runtime import REGISTRY_SCHEMES, ServingModel, load_serving_model
 from .settings import Settings, get_settings
 
@@ -117,6 +119,9 @@ class Prediction(BaseModel):
 
 class PredictionResponse(BaseModel):
     model_version: str | None
+    variant: Literal[VARIANTS] = Field(
+        description="The model that answered: the champion, or the challenger of a split rollout"
+    )
     request_id: str
     predictions: list[Prediction]
     explanations: list[dict[str, Any]] | None = Field(
@@ -129,6 +134,7 @@ class ReloadRequest(BaseModel):
     model_uri: str | None = Field(
         None, description="Export folder or models:/ URI; default: the configured one"
     )
+    variant: Literal[VARIANTS] = Field(CHAMPION, description="Which of the two models to replace")
 
 
 def fetch(source: str, settings: Settings) -> Path:
@@ -154,6 +160,11 @@ def load(source: str, settings: Settings) -> ServingModel:
     model.source = source
     model.predict_records([example_record()])
     return model
+
+
+def outcomes(model: ServingModel, predictions) -> list[str]:
+    """The label of each prediction in the `predictions` metric: the class."""
+    return [str(label) for label in predictions]
 
 
 def _errors_of_the_sent_shape(error: RequestValidationError) -> list[dict[str, Any]]:
@@ -224,21 +235,40 @@ class FastPredict:
         await send({"type": "http.response.body", "body": answer})
 
 
-def create_app(settings: Settings | None = None, model: ServingModel | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    model: ServingModel | None = None,
+    challenger: ServingModel | None = None,
+) -> FastAPI:
     """The FastAPI application. Without `model`, the configured one loads in the background
-    and `/ready` answers 503 until it is in place."""
+    and `/ready` answers 503 until it is in place. In a rollout mode, the challenger loads in
+    the background too unless given; until it does (or if it cannot), the champion answers."""
     settings = settings or get_settings()
     metrics = Metrics()
+    rollout = None  # single mode: the hot path checks this and nothing else
+    if settings.rollout_mode != "single":
+        rollout = Rollout(
+            settings.rollout_mode,
+            settings.rollout_share,
+            settings.rollout_key_header,
+            metrics,
+            outcomes,
+            settings.shadow_queue,
+        )
     metrics.registry.register(DriftCollector(settings.monitoring_dir / "drift.json"))
     reload_lock = asyncio.Lock()
     shedder = LoadShedder(settings.max_queue_delay_ms / 1000)
     access = AccessLog(settings.log_format) if settings.access_log else None
 
-    def install(loaded: ServingModel) -> None:
-        app.state.model = loaded
-        metrics.model_loaded.set(1)
+    def install(loaded: ServingModel, variant: str = CHAMPION) -> None:
+        if variant == CHAMPION:
+            app.state.model = loaded
+            metrics.model_loaded.set(1)
+        else:
+            app.state.challenger = loaded
+            metrics.challenger_loaded.set(1)
         manifest = loaded.manifest
-        metrics.model.info(
+        metrics.model.labels(variant).info(
             {
                 "name": str(manifest.get("name")),
                 "version": str(manifest.get("version")),
@@ -246,7 +276,8 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
             }
         )
         log.info(
-            "serving %s version %s from %s with %s%s",
+            "serving %s: %s version %s from %s with %s%s",
+            variant,
             manifest.get("name"),
             manifest.get("version"),
             loaded.folder,
@@ -254,12 +285,19 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
             f" ({loaded.reason})" if loaded.reason else "",
         )
 
-    def load_in_background() -> None:
-        try:
-            install(load(settings.model_source, settings))
-        except Exception as error:
-            app.state.load_error = str(error)
-            log.error("the model could not be loaded: %s", error)
+    def load_in_background(champion: bool, challenger: bool) -> None:
+        if champion:
+            try:
+                install(load(settings.model_source, settings))
+            except Exception as error:
+                app.state.load_error = str(error)
+                log.error("the model could not be loaded: %s", error)
+        if challenger:
+            try:
+                install(load(settings.challenger_uri, settings), CHALLENGER)
+            except Exception as error:  # the champion answers alone meanwhile
+                app.state.challenger_error = str(error)
+                log.error("the challenger could not be loaded, the champion answers: %s", error)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -273,8 +311,13 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
                 on_drop=lambda reason, count: metrics.dropped.labels(reason).inc(count),
                 on_write=metrics.logged.inc,
             )
-        if model is None:
-            threading.Thread(target=load_in_background, daemon=True).start()
+        load_challenger = rollout is not None and challenger is None
+        if model is None or load_challenger:
+            threading.Thread(
+                target=load_in_background, args=(model is None, load_challenger), daemon=True
+            ).start()
+        if rollout is not None:
+            rollout.start(app.state.prediction_log)
         tasks = [asyncio.create_task(shedder.watch())]
         if access is not None:
             tasks.append(asyncio.create_task(access.run()))
@@ -284,6 +327,8 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)  # the last access lines out
+            if rollout is not None:
+                rollout.close()  # the shadow scores queued are logged too
             if app.state.prediction_log is not None:
                 app.state.prediction_log.close()  # what is queued is written before exit
 
@@ -294,28 +339,45 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
         lifespan=lifespan,
     )
     app.state.model = None
+    app.state.challenger = None
+    app.state.challenger_error = None
     app.state.load_error = None
     app.state.prediction_log = None
     if model is not None:
         install(model)
+    if challenger is not None and rollout is not None:
+        install(challenger, CHALLENGER)
 
-    def answer(loaded: ServingModel, inputs: list[dict[str, Any]], started: float) -> dict:
-        """The answer to valid records: predictions, counted and logged (both paths use it)."""
-        predictions, probabilities = loaded.predict_records(inputs)
-        labels, shares = predictions.tolist(), probabilities.tolist()  # numbers of Python's
-        for label in labels:
-            metrics.count_prediction(str(label))
+    def answer(loaded: ServingModel, inputs: list[dict[str, Any]], started: float, headers) -> dict:
+        """The answer to valid records: predictions, counted and logged (both paths use it).
+        `headers` (the request's) are read in a rollout only, for the key of the split."""
+        request_id = REQUEST_ID.get()
+        variant = CHAMPION
+        if rollout is None:
+            predictions, probabilities = loaded.predict_records(inputs)
+            labels, shares = predictions.tolist(), probabilities.tolist()  # numbers of Python's
+            for label in labels:
+                metrics.count_prediction(str(label))
+        else:
+            loaded, variant, predictions, probabilities = rollout.score(
+                loaded, app.state.challenger, headers, request_id, inputs
+            )
+            labels, shares = predictions.tolist(), probabilities.tolist()
         answers = [
             {"prediction": int(p), "probability": q} for p, q in zip(labels, shares, strict=True)
         ]
-        request_id = REQUEST_ID.get()
         prediction_log = app.state.prediction_log
         if prediction_log is not None:
             elapsed_ms = (time.perf_counter() - started) * 1000
             prediction_log.record(
-                request_id, loaded.version, elapsed_ms, inputs, predictions, probabilities
+                request_id, loaded.version, elapsed_ms, inputs, predictions, probabilities, variant
             )
-        return {"model_version": loaded.version, "request_id": request_id, "predictions": answers}
+        return {
+            "model_version": loaded.version,
+            "variant": variant,
+            "request_id": request_id,
+            "predictions": answers,
+        }
 
     def fast_answer(headers: dict[bytes, bytes], body: bytes, started: float) -> bytes | None:
         """The answer to a request the route would accept as it is, else None."""
@@ -332,7 +394,8 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
             return None
         if not 0 < len(records) <= settings.max_batch_size:
             return None
-        return json.dumps(answer(loaded, [r.__dict__ for r in records], started)).encode()
+        payload = answer(loaded, [r.__dict__ for r in records], started, headers)
+        return json.dumps(payload).encode()
 
     app.add_middleware(FastPredict, answer=fast_answer)
     if settings.cors_origins:
@@ -454,7 +517,7 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
                 f"{len(records)} records exceed the limit of {settings.max_batch_size} per request",
             )
         inputs = [r.__dict__ for r in records]
-        payload = answer(loaded, inputs, started)
+        payload = answer(loaded, inputs, started, request.headers)
         if explain:  # off the fast path: shap and the exact pipeline load on the first ask
             from .explain import ExplanationUnavailable, explain_records
 
@@ -485,9 +548,13 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
     @app.post("/admin/reload", dependencies=[Depends(require_admin)])
     async def reload(request: Request, body: ReloadRequest | None = None) -> dict[str, Any]:
         """Load a model and swap it in only if it loads and answers; else keep the current one."""
-        source = (body.model_uri if body else None) or settings.model_source
+        variant = body.variant if body else CHAMPION
+        if variant == CHALLENGER and rollout is None:
+            raise HTTPException(409, "no challenger in rollout_mode 'single': nothing to replace")
+        configured = settings.model_source if variant == CHAMPION else settings.challenger_uri
+        source = (body.model_uri if body else None) or configured
         async with reload_lock:
-            previous = request.app.state.model
+            previous = getattr(request.app.state, "model" if variant == CHAMPION else variant)
             try:
                 candidate = await run_in_threadpool(load, source, settings)
             except Exception as error:
@@ -497,12 +564,15 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
                     f"the model at '{source}' was not loaded ({error}); "
                     f"still serving version {previous.version if previous else None}",
                 ) from None
-            install(candidate)
+            install(candidate, variant)
         return {
+            "variant": variant,
             "previous_version": previous.version if previous else None,
             "version": candidate.version,
             "backend": candidate.backend,
         }
+
+    add_dashboard(app, settings, metrics, require_key, example_record())
 
     # The router tries routes in order: the hot one first.
     app.router.routes.sort(key=lambda route: getattr(route, "path", "") != "/predict")

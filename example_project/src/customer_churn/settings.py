@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CUSTOMER_CHURN_"
@@ -92,6 +92,17 @@ class Settings(BaseSettings):
     prediction_log_max_bytes: int = Field(50_000_000, ge=10_000)
     prediction_log_keep_files: int = Field(20, ge=1)
     prediction_log_queue: int = Field(10_000, ge=1)
+    # Rollout of a challenger beside the champion (`model_uri`): "single" serves the champion
+    # only; "split" answers `rollout_share` of the traffic with the challenger, chosen by a
+    # hash of the `rollout_key_header` header (one key always meets the same model; without
+    # the header, the request id decides); "shadow" answers with the champion and scores every
+    # request with the challenger too, off the request path, into the prediction log.
+    # `shadow_queue` bounds the requests waiting for the challenger (beyond it they are skipped).
+    rollout_mode: Literal["single", "split", "shadow"] = "single"
+    challenger_uri: str = "models:/customer-churn@challenger"
+    rollout_share: float = Field(0.1, ge=0, le=1)
+    rollout_key_header: str = Field("x-rollout-key", pattern=r"^[A-Za-z0-9-]+$")
+    shadow_queue: int = Field(1000, ge=1)
 
     # Monitoring: the drift job compares the last `drift_window` logged records with the
     # training reference. A numeric feature drifts when its PSI exceeds `drift_psi_threshold`;
@@ -106,6 +117,16 @@ class Settings(BaseSettings):
     drift_js_threshold: float = Field(0.1, gt=0, le=1)
     drift_share_threshold: float = Field(0.3, gt=0, le=1)
     drift_max_metric_decay: float = Field(0.1, ge=0)
+    # Rollout comparison (same job, on the same window): each variant needs
+    # `rollout_min_records` logged records; the challenger may be promoted when its live primary
+    # metric is no worse than the champion's by more than `rollout_max_metric_loss` (absolute),
+    # or, before labels arrive, when it agrees with the champion on at least
+    # `rollout_min_agreement` of the shadowed records (a regression answer agrees within
+    # `rollout_agreement_tolerance`, relative) and its predictions do not drift from them.
+    rollout_min_records: int = Field(100, ge=1)
+    rollout_max_metric_loss: float = Field(0.0, ge=0)
+    rollout_min_agreement: float = Field(0.9, ge=0, le=1)
+    rollout_agreement_tolerance: float = Field(0.1, gt=0)
 
     @field_validator("max_segment_gap", "max_p99_latency_ms", "max_artifact_mb", mode="before")
     @classmethod
@@ -114,6 +135,21 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
             return None
         return value
+
+    @model_validator(mode="after")
+    def _rollout_needs_a_challenger(self):
+        if self.rollout_mode != "single" and not self.challenger_uri.strip():
+            raise ValueError(
+                f"rollout_mode '{self.rollout_mode}' needs a challenger: set challenger_uri to "
+                "a models:/NAME@ALIAS URI or an export folder, or use rollout_mode 'single'"
+            )
+        return self
+
+    @field_validator("rollout_key_header")
+    @classmethod
+    def _header_in_lower_case(cls, value: str) -> str:
+        """ASGI spells header names in lower case."""
+        return value.lower()
 
     @property
     def export_dir(self) -> Path:

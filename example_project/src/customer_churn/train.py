@@ -239,19 +239,22 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
             model_version = register(model_uri, settings)
             manifest["version"] = metadata["version"] = model_version
             write_manifest(folder, manifest)
+            card = write_model_card(
+                settings.reports_dir / "model_card.md",
+                fitted,
+                metadata,
+                receipt,
+                report_paths,
+                findings,
+                manifest["profile"],
+            )
+            # The card travels with the export, so that a service shows the card of its model.
+            shutil.copyfile(card, folder / card.name)
             install_serving_folder(folder, settings.export_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        mlflow.log_artifact(str(card), artifact_path="serving")
         mlflow.log_dict(manifest, "serving_manifest.json")
-        card = write_model_card(
-            settings.reports_dir / "model_card.md",
-            fitted,
-            metadata,
-            receipt,
-            report_paths,
-            findings,
-            manifest["profile"],
-        )
         mlflow.log_artifact(str(card), artifact_path="reports")
     return TrainResult(
         run.info.run_id, model_version, metrics, settings.export_dir, manifest, receipt
