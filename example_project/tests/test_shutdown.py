@@ -2,11 +2,7 @@
 prediction-log record."""
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -14,14 +10,9 @@ import urllib.request
 
 import pytest
 
+from customer_churn.loadtest import Service
 from customer_churn.prediction_log import read_log
 from customer_churn.serve import example_record
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _send(url: str, body: bytes, request_id: str) -> str:
@@ -43,27 +34,12 @@ def _send(url: str, body: bytes, request_id: str) -> str:
 
 @pytest.mark.load
 def test_sigterm_under_load_drops_nothing(trained, tmp_path):
-    port = _free_port()
-    env = os.environ | {
-        "CUSTOMER_CHURN_PREDICTION_LOG_DIR": str(tmp_path / "log"),
-        # no 503 from load shedding when a busy machine stalls the service: it would count
-        # as a failed request here
-        "CUSTOMER_CHURN_MAX_QUEUE_DELAY_MS": "5000",
-    }
-    command = [sys.executable, "-m", "customer_churn", "serve", "--port", str(port),
-               "--model-uri", str(trained.export_dir)]  # fmt: skip
-    server_log = tmp_path / "server.log"
-    with server_log.open("w") as stream:
-        server = subprocess.Popen(command, env=env, stderr=stream)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/ready", timeout=1).close()
-            break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, server_log.read_text()
-            time.sleep(0.2)
+    # No 503 from load shedding when a busy machine stalls the service: it would count as a
+    # failed request here.
+    service = Service(str(trained.export_dir), tmp_path, max_queue_delay_ms=5000)
+    service.wait_ready(timeout=60)
+    server, server_log = service.process, service.log_path
+    base = f"http://127.0.0.1:{service.port}"
 
     body = json.dumps(example_record()).encode()
     outcomes: dict[str, list[str]] = {"answered": [], "refused": [], "reset": [], "failed": []}
@@ -99,7 +75,7 @@ def test_sigterm_under_load_drops_nothing(trained, tmp_path):
     counts = {name: len(ids) for name, ids in outcomes.items()}
     print(f"\nSIGTERM under load: {counts}")
     assert len(outcomes["answered"]) > 20 and not in_flight_failures, counts
-    logged, unreadable = read_log(tmp_path / "log")
+    logged, unreadable = read_log(tmp_path / "predictions")
     assert unreadable == 0
     assert sorted(r["request_id"] for r in logged) == sorted(outcomes["answered"]), (
         "every answered request, and only those, is in the prediction log"

@@ -60,6 +60,13 @@ class Outcome:
         self.statuses[status] += 1
         self.latencies.setdefault(status, []).append(latency)
 
+    def extend(self, other: Outcome) -> None:
+        """Add another run's answers and time to this one (a long run measured in parts)."""
+        self.seconds += other.seconds
+        self.statuses.update(other.statuses)
+        for status, values in other.latencies.items():
+            self.latencies.setdefault(status, []).extend(values)
+
     @property
     def sent(self) -> int:
         return sum(self.statuses.values())
@@ -284,10 +291,7 @@ async def soak(
     elapsed = 0.0
     while elapsed < seconds:
         part = await open_loop(client, rate, min(sample_every, seconds - elapsed))
-        for status, values in part.latencies.items():
-            total.statuses[status] += len(values)
-            total.latencies.setdefault(status, []).extend(values)
-        total.seconds += part.seconds
+        total.extend(part)
         elapsed += part.seconds
         samples.append(service.rss_mb)
     client.close()

@@ -25,6 +25,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 REQUEST_ID = contextvars.ContextVar("request_id", default="-")
+# The scope key under which `RequestGuard` leaves the request's headers as a dictionary, so
+# that the app inside it need not build the dictionary again.
+HEADERS = f"{__package__}.headers"
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 access_log = logging.getLogger(f"{__package__}.access")
 errors = logging.getLogger(f"{__package__}.errors")
@@ -284,7 +287,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = dict(scope["headers"])
+        headers = scope[HEADERS] = dict(scope["headers"])
         sent_id = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = sent_id if VALID_REQUEST_ID.match(sent_id) else uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)

@@ -33,6 +33,7 @@ from .dashboard import add_dashboard
 from .errors import ModelLoadError
 from .fields import Categorical
 from .observability import (
+    HEADERS,
     REQUEST_ID,
     AccessLog,
     DriftCollector,
@@ -218,7 +219,8 @@ class FastPredict:
         answer = None
         if messages[-1]["type"] == "http.request":  # else the client left: the app sees it
             body = b"".join(message.get("body", b"") for message in messages)
-            answer = self.answer(dict(scope["headers"]), body, started)
+            headers = scope.get(HEADERS) or dict(scope["headers"])
+            answer = self.answer(headers, body, started)
         if answer is None:
 
             async def replay():
