@@ -63,12 +63,14 @@ def render(
     return destination
 
 
-def copy_template_files(destination: Path) -> None:
-    """Copy what copier reads (copier.yml and template/) from the working tree, uncommitted
-    changes included and ignored files (caches) left out, into `destination`."""
+def copy_template_files(destination: Path, paths: tuple[str, ...] | None = None) -> None:
+    """Copy what copier reads (copier.yml and template/), or the top-level `paths`, from the
+    working tree, uncommitted changes included and ignored files (caches) left out, into
+    `destination`."""
+    paths = paths or TEMPLATE_PATHS
     listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--")
     for name in filter(None, listed.split("\0")):
-        if name.split("/")[0] in TEMPLATE_PATHS and (ROOT / name).is_file():
+        if name.split("/")[0] in paths and (ROOT / name).is_file():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, destination / name)
 
@@ -77,6 +79,19 @@ def template_snapshot(destination: Path) -> Path:
     """A plain folder holding the template as it is now, for `render(..., source=...)`."""
     destination.mkdir(parents=True)
     copy_template_files(destination)
+    return destination
+
+
+def working_tree_repository(destination: Path, paths: tuple[str, ...]) -> Path:
+    """A git repository of one commit holding `paths` as they are in the working tree.
+
+    Copier renders a dirty repository by committing its changes in a clone of its own, and
+    records that commit, which no later `copier update` can find; a user's clone is clean.
+    Rendering from this repository is what a user's clone of the working tree would give.
+    """
+    destination.mkdir(parents=True)
+    copy_template_files(destination, paths)
+    commit_all(destination, "copier-mlops (working tree)")
     return destination
 
 

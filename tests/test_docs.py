@@ -20,7 +20,14 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from harness import ROOT, project_env, read_answers, tool, wait_until_answers
+from harness import (
+    ROOT,
+    project_env,
+    read_answers,
+    tool,
+    wait_until_answers,
+    working_tree_repository,
+)
 
 DOCS = ROOT / "docs"
 MKDOCS_ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
@@ -334,10 +341,12 @@ def test_course_guide_commands_run_and_print_what_it_shows(tmp_path):
     with socket.socket() as probe:  # the guide's service, simulator and curl all use :8000
         if probe.connect_ex(("127.0.0.1", COURSE_PORT)) == 0:
             pytest.skip(f"PORT {COURSE_PORT} IS TAKEN: the course guide's commands need it")
-    run_course(tmp_path, ROOT)
+    clone = working_tree_repository(tmp_path / "clone", ("copier.yml", "template", "presets"))
+    run_course(tmp_path, clone)
 
 
 def run_course(scratch: Path, template: Path) -> None:
+    """Run the course guide's commands against `template` (a clean clone, as a teacher has)."""
     (scratch / "copier-mlops").symlink_to(template)
     env = project_env("3.12")
     cwd, server = scratch, None
