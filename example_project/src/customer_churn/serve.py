@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -397,7 +398,7 @@ def create_app(
         if not 0 < len(records) <= settings.max_batch_size:
             return None
         payload = answer(loaded, [r.__dict__ for r in records], started, headers)
-        return json.dumps(payload).encode()
+        return orjson.dumps(payload)
 
     app.add_middleware(FastPredict, answer=fast_answer)
     if settings.cors_origins:
@@ -527,7 +528,7 @@ def create_app(
                 payload["explanations"] = await run_in_threadpool(explain_records, loaded, inputs)
             except ExplanationUnavailable as error:
                 raise HTTPException(501, str(error)) from None
-        return Response(json.dumps(payload), media_type="application/json")
+        return Response(orjson.dumps(payload), media_type="application/json")
 
     def openapi() -> dict[str, Any]:
         """FastAPI's document, plus the Record schema that /predict's body refers to."""
