@@ -98,6 +98,18 @@ def test_numpy_values_are_written_and_unencodable_ones_skipped(tmp_path):
     assert counts == {"written": 2, "dropped": {"encode_error": 1}}
 
 
+def test_text_beyond_ascii_is_kept_and_rotation_counts_bytes(tmp_path):
+    log, counts = _log(tmp_path, max_bytes=10_000, keep_files=50)
+    for index in range(100):
+        log.record(f"r{index}", "1", 0.1, [RECORD | {"a_category": "café ☕"}], [1])
+    log.close()
+    records, unreadable = read_log(tmp_path)
+    assert unreadable == 0 and len(records) == 100 == counts["written"]
+    assert {r["inputs"]["a_category"] for r in records} == {"café ☕"}
+    files = sorted(tmp_path.glob(FILE_GLOB))
+    assert len(files) > 1 and all(path.stat().st_size <= 10_000 for path in files)
+
+
 def test_sampling_keeps_about_the_configured_share(tmp_path):
     log, counts = _log(tmp_path, sample_rate=0.25)
     kept = sum(log.record(f"r{i}", "1", 0.1, [RECORD], [1]) for i in range(4000))
