@@ -33,10 +33,11 @@ def _send(url: str, body: bytes, request_id: str) -> str:
 
 
 @pytest.mark.load
-def test_sigterm_under_load_drops_nothing(trained, tmp_path):
+def test_sigterm_under_load_drops_nothing(trained, tmp_path, request):
     # No 503 from load shedding when a busy machine stalls the service: it would count as a
     # failed request here.
     service = Service(str(trained.export_dir), tmp_path, max_queue_delay_ms=5000)
+    request.addfinalizer(service.stop)  # a failed check must not leave the service running
     service.wait_ready(timeout=60)
     server, server_log = service.process, service.log_path
     base = f"http://127.0.0.1:{service.port}"
