@@ -11,25 +11,34 @@ import yaml
 from answer_sets import ANSWER_SETS
 from harness import tool
 
-MODULES = [
-    "__init__", "__main__", "card", "cli", "contract", "errors", "evaluate", "explain",
-    "export", "features", "fields", "ingest", "model", "predict", "profiling", "promote",
-    "register", "runtime", "segments", "settings", "synthetic", "train", "validate",
-]  # fmt: skip
-TESTS = [
-    "conftest", "test_cli", "test_contract", "test_data", "test_end_to_end", "test_evaluation",
-    "test_features", "test_parity", "test_predict", "test_promote", "test_settings",
-    "test_train", "test_validate",
-]  # fmt: skip
+# The package's modules by stage folder ("" is the top level), and the tests that mirror them.
+MODULES = {
+    "": ["__init__", "__main__", "cli", "contract", "errors", "features", "fields", "model",
+         "settings", "synthetic"],
+    "data": ["__init__", "ingest", "validate"],
+    "modeling": ["__init__", "card", "evaluate", "explain", "fit", "segments"],
+    "registry": ["__init__", "artifact", "export", "profile", "promote", "receipt", "tracking"],
+    "jobs": ["__init__", "evaluate", "predict", "reproduce", "train"],
+}  # fmt: skip
+TESTS = {
+    "": ["__init__", "conftest", "test_cli", "test_contract", "test_end_to_end", "test_features",
+         "test_layout", "test_settings"],
+    "data": ["__init__", "test_ingest", "test_validate"],
+    "modeling": ["__init__", "test_evaluate"],
+    "registry": ["__init__", "test_export", "test_promote"],
+    "jobs": ["__init__", "test_predict", "test_train"],
+}  # fmt: skip
 # Only with `serving`.
-SERVING_MODULES = ["loadtest", "observability", "prediction_log", "rollout", "serve"]
-SERVING_TESTS = [
-    "test_fuzz", "test_overload", "test_prediction_log", "test_rollout", "test_serve",
-    "test_shutdown",
-]  # fmt: skip
+SERVING_MODULES = {
+    "service": ["__init__", "app", "explanations", "observability", "prediction_log", "rollout"]
+}
+SERVING_TESTS = {
+    "service": ["__init__", "test_app", "test_fuzz", "test_prediction_log", "test_rollout"],
+    "load": ["__init__", "loadtest", "test_overload", "test_shutdown"],
+}
 # Only with `monitoring`.
-MONITORING_MODULES = ["monitor", "simulate"]
-MONITORING_TESTS = ["test_monitor"]
+MONITORING_MODULES = {"monitoring": ["__init__", "drift", "simulate"]}
+MONITORING_TESTS = {"monitoring": ["__init__", "test_drift"]}
 TOP = [
     ".copier-answers.yml", ".env.example", ".gitignore", ".pre-commit-config.yaml",
     ".python-version", "Makefile", "README.md", "pyproject.toml", "ruff.toml",
@@ -41,23 +50,31 @@ LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{(?! \$)|\{%|\{#|\.jinja\b")
 pytestmark = pytest.mark.parametrize("name", sorted(ANSWER_SETS))
 
 
+def python_files(root: str, folders: dict[str, list[str]]) -> set[str]:
+    return {
+        "/".join(filter(None, [root, folder, f"{name}.py"]))
+        for folder, names in folders.items()
+        for name in names
+    }
+
+
 def expected_files(answers: dict) -> set[str]:
     package = answers["package_name"]
     files = set(TOP)
-    files |= {f"src/{package}/{module}.py" for module in MODULES}
-    files |= {f"tests/{module}.py" for module in TESTS}
+    files |= python_files(f"src/{package}", MODULES) | python_files("tests", TESTS)
     if answers["serving"]:
         files.add("logs/.gitignore")
-        files |= {f"src/{package}/{module}.py" for module in SERVING_MODULES}
-        files |= {f"tests/{module}.py" for module in SERVING_TESTS}
+        files |= python_files(f"src/{package}", SERVING_MODULES)
+        files |= python_files("tests", SERVING_TESTS)
     if answers["dashboard"]:
-        files |= {f"src/{package}/dashboard.py", f"src/{package}/dashboard.html"}
-        files.add("tests/test_dashboard.py")
+        files |= {f"src/{package}/service/dashboard.py", f"src/{package}/service/dashboard.html"}
+        files.add("tests/service/test_dashboard.py")
     if answers["monitoring"]:
-        files |= {f"src/{package}/{module}.py" for module in MONITORING_MODULES}
-        files |= {f"tests/{module}.py" for module in MONITORING_TESTS}
+        files |= python_files(f"src/{package}", MONITORING_MODULES)
+        files |= python_files("tests", MONITORING_TESTS)
     if answers["spark"]:
-        files |= {f"src/{package}/spark_predict.py", "tests/test_spark.py", "spark_job.py"}
+        files |= {f"src/{package}/jobs/predict_spark.py", "tests/jobs/test_predict_spark.py"}
+        files.add("spark_job.py")
     files.add(
         "data/customers.csv" if answers["problem_type"] == "classification" else "data/products.csv"
     )

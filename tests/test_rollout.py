@@ -35,14 +35,14 @@ API_KEY = "dashboard-test-key"
 def test_the_dashboard_ships_inside_the_package(rendered):
     folder = rendered("defaults")
     package = read_answers(folder)["package_name"]
-    page = (folder / "src" / package / "dashboard.html").read_text()
+    page = (folder / "src" / package / "service" / "dashboard.html").read_text()
     wheel = tomllib.loads((folder / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
     assert f"src/{package}" in wheel["targets"]["wheel"]["packages"]
     # Served by the service itself: every address it uses is one of the service's own paths.
     assert not re.search(r"https?://", page), "the page must not load anything from elsewhere"
     fetched = set(re.findall(r'fetch\("([^"]+)"', page))
     assert fetched == {"/dashboard/data", "/openapi.json", "/predict"}
-    serve = (folder / "src" / package / "serve.py").read_text()
+    serve = (folder / "src" / package / "service" / "app.py").read_text()
     assert "add_dashboard(app, settings, metrics, require_key" in serve
 
 
