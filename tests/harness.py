@@ -116,9 +116,14 @@ OLD_VERSION, NEW_VERSION = "0.0.1", "0.0.2"
 TEMPLATE_PATHS = ("copier.yml", "template")
 
 
+# Release 0.1.0, the last with the flat package layout: where a clone holds no release tags,
+# the update tier still starts from it.
+RELEASE_0_1_0 = "a2c37c0475405a659c338a9d198ae940199d9e5a"
+
+
 def older_template_commit(repository: Path) -> str:
     """The commit to update from: the newest release before HEAD whose template differs from
-    HEAD's, or, before the first such release, the first commit of the template."""
+    HEAD's, or, in a clone without release tags, release 0.1.0."""
     releases = []
     for tag in git(repository, "tag", "--merged", "HEAD").split():
         try:
@@ -135,7 +140,7 @@ def older_template_commit(repository: Path) -> str:
         )
         if differs.returncode == 1:
             return git(repository, "rev-list", "-n", "1", tag).strip()
-    return git(repository, "log", "--reverse", "--format=%H", "--", "copier.yml").split()[0]
+    return RELEASE_0_1_0
 
 
 def template_repository(destination: Path) -> Path:

@@ -9,6 +9,7 @@ nothing of the user's lost, no template file left behind at the old version.
 """
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,14 @@ from harness import (
     read_answers,
     update,
 )
-from user_edits import apply_user_edits, assert_own_tests_pass, assert_user_edits
+from user_edits import (
+    apply_user_edits,
+    assert_own_tests_pass,
+    assert_user_edits,
+    follow_release_notes,
+    listed_modules,
+    moved_modules,
+)
 
 
 @dataclass
@@ -78,11 +86,14 @@ def test_every_user_edit_survives(updated):
 
 
 def test_update_equals_the_new_release_plus_the_user_edits(updated, template_repo, tmp_path):
-    """Every template-owned file is at the new version; the user's files carry their edits."""
+    """Every template-owned file is at the new version; the user's files carry their edits
+    (their module's imports once changed as the release notes say)."""
     expected = tmp_path / "expected"
     run_copy(str(template_repo), str(expected), defaults=True, quiet=True, unsafe=False)
     apply_user_edits(expected)
-    want, got = project_files(expected), project_files(updated.project)
+    project = Path(shutil.copytree(updated.project, tmp_path / "updated"))
+    assert follow_release_notes(project) == ["ingest"]
+    want, got = project_files(expected), project_files(project)
     assert sorted(got) == sorted(want)
     assert [name for name in sorted(want) if got[name] != want[name]] == []
 
@@ -109,6 +120,32 @@ def test_no_question_disappears_without_a_migration(template_repo):
     assert gone == [], f"questions of {OLD_VERSION} dropped without a rename or a migration"
 
 
+def test_release_notes_name_where_every_moved_module_went(template_repo):
+    """Each module of the older release's package that is gone has a row in CHANGELOG.md's
+    table of moved imports, and each row names a module of the new release."""
+    package = "{{ package_name }}"
+    listed = git(template_repo, "ls-tree", "-r", "--name-only", OLD_VERSION, "template/src")
+    old = {_module(path, package) for path in listed.splitlines() if _module(path, package)}
+    new = {_module(str(p.relative_to(template_repo)), package) for p in template_repo.rglob("*")}
+    moved = moved_modules()
+    assert sorted(old - new - listed_modules()) == [], "modules gone without a row in CHANGELOG.md"
+    assert sorted(set(moved.values()) - new) == [], "rows naming no module of the new release"
+
+
+def _module(path: str, package: str) -> str | None:
+    """`template/src/{{ package_name }}/data/ingest.py.jinja` -> `data.ingest`; None for others."""
+    prefix = f"template/src/{package}/"
+    if not path.startswith(prefix) or ".py" not in path:
+        return None
+    parts = [re.sub(r"\{%.*?%\}", "", part) for part in path[len(prefix) :].split("/")]
+    parts[-1] = parts[-1].removesuffix(".jinja").removesuffix(".py")
+    return ".".join(part for part in parts if part != "__init__") or None
+
+
 @pytest.mark.slow
 def test_updated_project_passes_its_own_tests(updated, tmp_path):
-    assert_own_tests_pass(updated.project, tmp_path / "project")
+    """After the update, the user changes their module's imports as the release notes say,
+    then everything passes, their own tests included."""
+    project = Path(shutil.copytree(updated.project, tmp_path / "project"))
+    follow_release_notes(project)
+    assert_own_tests_pass(project, tmp_path / "run")

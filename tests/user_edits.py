@@ -1,9 +1,15 @@
 """The edits a user of the default (customer churn) project makes between two template updates:
-a hyperparameter, a new feature in the contract (with its example data), a new test file and a
-note under the README's title: what the rendered README tells users is theirs to edit."""
+a hyperparameter, a new feature in the contract (with its example data), a new test file, a
+note under the README's title and one at its very end, and a module of their own in the
+package that imports from it (with its test): what the rendered README tells users is theirs.
+
+A release that moves modules says in CHANGELOG.md how to change an import (a table of
+`<package>.old` -> `<package>.new` rows); `follow_release_notes` makes those changes in the
+user's module, as a user reading the notes would."""
 
 import csv
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -27,6 +33,37 @@ def test_senior_follows_age():
     assert ((frame["age"] >= 65) == (frame["senior"] == "yes")).all()
 '''
 README_NOTE = "\nOwned by the retention team; retrained every Monday.\n"  # under the title
+README_END_NOTE = "\n## Our runbook\n\nPage the retention on-call when the drift alert fires.\n"
+USER_MODULE = "retention.py"  # in the package, beside the template's modules
+USER_MODULE_TEXT = '''"""The retention team's weekly list: long-standing customers on monthly plans."""
+
+from pathlib import Path
+
+from {package}.contract import CONTRACT
+from {package}.ingest import load_table
+
+
+def long_standing_monthly(path: Path, months: int = 24) -> list[str]:
+    """Identifiers of customers past `months` of tenure who still pay month to month."""
+    frame = load_table(path)
+    chosen = (frame["tenure_months"] > months) & (frame["contract_type"] == "month-to-month")
+    return frame.loc[chosen, CONTRACT.identifier].astype(str).tolist()
+'''
+USER_MODULE_TEST = "tests/test_retention.py"
+USER_MODULE_TEST_TEXT = '''"""The retention team's own module."""
+
+from pathlib import Path
+
+from {package}.retention import long_standing_monthly
+
+
+def test_the_weekly_list_holds_long_standing_monthly_customers():
+    chosen = long_standing_monthly(Path("data/customers.csv"))
+    assert 0 < len(chosen) < 2000
+'''
+CHANGELOG = Path(__file__).resolve().parent.parent / "CHANGELOG.md"
+LISTED_MODULE = re.compile(r"^\| `<package>\.([\w.]+)` \|", re.MULTILINE)
+MOVED_IMPORT = re.compile(r"^\| `<package>\.([\w.]+)` \| `<package>\.([\w.]+)` \|", re.MULTILINE)
 
 
 def _replace_once(path: Path, old: str, new: str) -> None:
@@ -67,6 +104,35 @@ def apply_user_edits(project: Path) -> None:
     (project / USER_TEST).write_text(USER_TEST_TEXT.format(package=package))
     title = f"# {answers['project_name']}\n"
     _replace_once(project / "README.md", title, title + README_NOTE)
+    with (project / "README.md").open("a") as readme:
+        readme.write(README_END_NOTE)
+    (source / USER_MODULE).write_text(USER_MODULE_TEXT.format(package=package))
+    (project / USER_MODULE_TEST).write_text(USER_MODULE_TEST_TEXT.format(package=package))
+    if not (source / "ingest.py").exists():  # written against the layout it was written for
+        follow_release_notes(project)
+
+
+def moved_modules() -> dict[str, str]:
+    """The import changes the release notes list: old module -> new module, without the package."""
+    return dict(MOVED_IMPORT.findall(CHANGELOG.read_text()))
+
+
+def listed_modules() -> set[str]:
+    """Every module the release notes' tables speak of, moved into the package or out of it."""
+    return set(LISTED_MODULE.findall(CHANGELOG.read_text()))
+
+
+def follow_release_notes(project: Path) -> list[str]:
+    """Change the imports of the user's own module as CHANGELOG.md says; the modules changed."""
+    package = read_answers(project)["package_name"]
+    path = project / "src" / package / USER_MODULE
+    text, changed = path.read_text(), []
+    for old, new in moved_modules().items():
+        pattern = re.compile(rf"\b{package}\.{re.escape(old)}\b")
+        if pattern.search(text):
+            text, changed = pattern.sub(f"{package}.{new}", text), [*changed, old]
+    path.write_text(text)
+    return changed
 
 
 def assert_user_edits(project: Path) -> None:
@@ -77,7 +143,10 @@ def assert_user_edits(project: Path) -> None:
     assert NEW_COLUMN in (source / "synthetic.py").read_text()
     assert "senior" in (project / "data" / "customers.csv").read_text().splitlines()[0]
     assert "def test_senior_follows_age" in (project / USER_TEST).read_text()
-    assert README_NOTE in (project / "README.md").read_text()
+    readme = (project / "README.md").read_text()
+    assert README_NOTE in readme and readme.endswith(README_END_NOTE)
+    assert "def long_standing_monthly" in (source / USER_MODULE).read_text()
+    assert "def test_the_weekly_list" in (project / USER_MODULE_TEST).read_text()
 
 
 def assert_own_tests_pass(project: Path, workspace: Path) -> None:
@@ -93,3 +162,4 @@ def assert_own_tests_pass(project: Path, workspace: Path) -> None:
     output = run_checked(["make", "test"], project, env)
     assert " passed" in output and " failed" not in output
     assert f"{USER_TEST} ." in output, "the user's own test ran and passed"
+    assert f"{USER_MODULE_TEST} ." in output, "the user's module works and its test passed"
