@@ -35,7 +35,7 @@ def test_senior_follows_age():
 README_NOTE = "\nOwned by the retention team; retrained every Monday.\n"  # under the title
 README_END_NOTE = "\n## Our runbook\n\nPage the retention on-call when the drift alert fires.\n"
 USER_MODULE = "retention.py"  # in the package, beside the template's modules
-USER_MODULE_TEXT = '''"""The retention team's weekly list: long-standing customers on monthly plans."""
+USER_MODULE_TEXT = '''"""The retention team's weekly list: long-standing monthly customers."""
 
 from pathlib import Path
 
