@@ -13,10 +13,10 @@ from harness import tool
 
 # The package's modules by stage folder ("" is the top level), and the tests that mirror them.
 MODULES = {
-    "": ["__init__", "__main__", "cli", "contract", "errors", "features", "fields", "model",
-         "settings", "synthetic"],
+    "": ["__init__", "__main__", "card", "cli", "contract", "errors", "features", "fields",
+         "model", "settings", "synthetic"],
     "data": ["__init__", "ingest", "validate"],
-    "modeling": ["__init__", "card", "evaluate", "explain", "fit", "segments"],
+    "modeling": ["__init__", "evaluate", "explain", "fit", "model_card", "segments"],
     "registry": ["__init__", "artifact", "export", "profile", "promote", "receipt", "tracking"],
     "jobs": ["__init__", "evaluate", "predict", "reproduce", "train"],
 }  # fmt: skip
@@ -73,7 +73,9 @@ def expected_files(answers: dict) -> set[str]:
         files |= python_files(f"src/{package}", MONITORING_MODULES)
         files |= python_files("tests", MONITORING_TESTS)
     if answers["spark"]:
-        files |= {f"src/{package}/jobs/predict_spark.py", "tests/jobs/test_predict_spark.py"}
+        spark = ["__init__", "checks", "predict", "scoring", "session"]
+        files |= {f"src/{package}/jobs/spark/{module}.py" for module in spark}
+        files.add("tests/jobs/test_spark.py")
         files.add("spark_job.py")
     files.add(
         "data/customers.csv" if answers["problem_type"] == "classification" else "data/products.csv"

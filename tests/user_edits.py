@@ -1,7 +1,8 @@
 """The edits a user of the default (customer churn) project makes between two template updates:
-a hyperparameter, a new feature in the contract (with its example data), a new test file, a
-note under the README's title and one at its very end, and a module of their own in the
-package that imports from it (with its test): what the rendered README tells users is theirs.
+a hyperparameter, the model card's prose, a new feature in the contract (with its example
+data), a new test file, a note under the README's title and one at its very end, and a module
+of their own in the package that imports from it (with its test): what the rendered README
+tells users is theirs.
 
 A release that moves modules says in CHANGELOG.md how to change an import (a table of
 `<package>.old` -> `<package>.new` rows); `follow_release_notes` makes those changes in the
@@ -32,6 +33,10 @@ def test_senior_follows_age():
     frame = generate(500, seed=7)
     assert ((frame["age"] >= 65) == (frame["senior"] == "yes")).all()
 '''
+CARD_PROSE = (
+    "person's decision. Not for decisions about individuals without human review.",
+    "retention call. Never used to refuse a customer a cancellation.",
+)
 README_NOTE = "\nOwned by the retention team; retrained every Monday.\n"  # under the title
 README_END_NOTE = "\n## Our runbook\n\nPage the retention on-call when the drift alert fires.\n"
 USER_MODULE = "retention.py"  # in the package, beside the template's modules
@@ -92,6 +97,7 @@ def apply_user_edits(project: Path) -> None:
     package = answers["package_name"]
     source = project / "src" / package
     _replace_once(source / "model.py", *HYPERPARAMETER)
+    _replace_once(source / "card.py", *CARD_PROSE)
     _replace_once(
         source / "contract.py", "    ),\n    target=", f"        {NEW_FEATURE}\n    ),\n    target="
     )
@@ -139,6 +145,7 @@ def assert_user_edits(project: Path) -> None:
     """Every edit of `apply_user_edits` is in `project`."""
     source = project / "src" / read_answers(project)["package_name"]
     assert HYPERPARAMETER[1] in (source / "model.py").read_text()
+    assert CARD_PROSE[1] in (source / "card.py").read_text()
     assert NEW_FEATURE in (source / "contract.py").read_text()
     assert NEW_COLUMN in (source / "synthetic.py").read_text()
     assert "senior" in (project / "data" / "customers.csv").read_text().splitlines()[0]

@@ -16,8 +16,8 @@ from typing import Any
 from ..features import features_of
 from ..model import build_estimator
 from ..modeling import evaluate, explain
-from ..modeling.card import write_model_card
 from ..modeling.fit import Fitted, fit_and_evaluate
+from ..modeling.model_card import write_model_card
 from ..registry import profile
 from ..registry.export import (
     as_records,

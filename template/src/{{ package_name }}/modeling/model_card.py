@@ -1,6 +1,6 @@
 """The model card: what the model is for, how it was trained and how well it does, in Markdown.
 
-Edit INTENDED_USE and LIMITATIONS: they are the part of the card only people can write.
+The prose only people can write (INTENDED_USE, LIMITATIONS) lives in `card.py`, yours to edit.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..card import INTENDED_USE, LIMITATIONS
 from ..contract import CONTRACT
 from .evaluate import PRIMARY_METRIC
 from .segments import GAP_METRIC
@@ -16,15 +17,6 @@ from .segments import GAP_METRIC
 if TYPE_CHECKING:
     from .evaluate import Findings
     from .fit import Fitted
-
-INTENDED_USE = (
-    "Ranks or scores records like those described by the feature contract, to support a "
-    "person's decision. Not for decisions about individuals without human review."
-)
-LIMITATIONS = (
-    "Trained on the bundled synthetic data unless replaced: its figures say nothing about real "
-    "customers. Performance holds only for data like the training data; watch for drift."
-)
 
 
 def _data_summary(fitted: Fitted) -> list[str]:
