@@ -2,11 +2,14 @@
 
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from answer_sets import ANSWER_SETS
+from deployment import attempt
+from docs_site import build_site
 from harness import (
     apt_install,
     loud,
@@ -103,5 +106,43 @@ def debian_tool():
 
 @pytest.fixture(scope="session")
 def template_repo(tmp_path_factory):
-    """A clone of this repository tagged OLD_VERSION and NEW_VERSION (see harness.py)."""
+    """A clone of this repository tagged OLD_VERSION and NEW_VERSION (see rendering.py)."""
     return template_repository(tmp_path_factory.mktemp("template") / "copier-mlops")
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    """The documentation site, built strict once (tests/test_docs_*.py)."""
+    return build_site(tmp_path_factory.mktemp("site") / "site")
+
+
+# The deployment tests (tests/test_deploy*.py) share one run of each validator.
+@pytest.fixture(scope="session")
+def validated(rendered):
+    """`validated(kind, name, command, files_of, sets)` asserts that `command` passes on the
+    files `files_of(project)` of answer set `name`, and returns its transcript. The files are
+    appended to `command`, or `command` is a function from the files to the command line.
+
+    Each kind runs once, over the files of every answer set in `sets`; only a failing batch is
+    re-run set by set. `batch=False` runs one command per set from the start, two at a time.
+    """
+    outcomes: dict[tuple[str, str], tuple[bool, str]] = {}
+
+    def check(kind, name, command, files_of, sets, *, batch=True, accept=None) -> str:
+        line = command if callable(command) else lambda files: [*command, *files]
+        if (kind, name) not in outcomes:
+            files = {each: [str(f) for f in files_of(rendered(each))] for each in sets}
+            joint = None
+            if batch:
+                joint = attempt(line([f for each in sets for f in files[each]]), accept)
+            if joint and joint[0]:
+                outcomes.update({(kind, each): joint for each in sets})
+            else:
+                with ThreadPoolExecutor(max_workers=2) as pool:
+                    alone = pool.map(lambda each: attempt(line(files[each]), accept), sets)
+                    outcomes.update({(kind, each): r for each, r in zip(sets, alone, strict=True)})
+        passed, transcript = outcomes[(kind, name)]
+        assert passed, transcript if len(transcript) < 8000 else f"...{transcript[-8000:]}"
+        return transcript
+
+    return check

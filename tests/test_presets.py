@@ -179,5 +179,5 @@ def test_moving_to_the_lesson_merges_cleanly_and_keeps_the_edits(
     assert [name for name in sorted(want) if got[name] != want[name]] == []
 
 
-# Lesson 1's own `make test` runs in the course guide's test (tests/test_docs.py), which
+# Lesson 1's own `make test` runs in the course guide's test (tests/test_docs_commands.py), which
 # follows the guide's commands from `copier copy` of lesson 1 onwards.
