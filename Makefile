@@ -2,15 +2,18 @@
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast test-slow bench bench-spark lint format example docs docs-serve clean
 
-# uv comes from PATH, or is installed once with pip if missing.
-UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
+# uv comes from PATH, or is installed once into a private virtual environment (.uv/): a
+# system-wide or `--user` pip install is refused on current Debian and Ubuntu (PEP 668).
+UV_HOME := $(CURDIR)/.uv
+UV := $(or $(shell command -v uv 2>/dev/null),$(UV_HOME)/bin/uv)
 RUN := $(UV) run --frozen
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
 
-$(HOME)/.local/bin/uv:
-	python3 -m pip install --quiet --user uv
+$(UV_HOME)/bin/uv:
+	python3 -m venv $(UV_HOME)
+	$(UV_HOME)/bin/python -m pip install --quiet uv
 
 install: $(UV)  ## the template's development environment (.venv, from uv.lock)
 	$(UV) sync --frozen
@@ -51,4 +54,4 @@ docs-serve: install  ## preview the documentation site on http://127.0.0.1:8000
 	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs serve
 
 clean:
-	rm -rf .venv .pytest_cache .ruff_cache site
+	rm -rf .venv .uv .pytest_cache .ruff_cache site
