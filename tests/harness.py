@@ -19,7 +19,7 @@ from pathlib import Path
 # The helpers live by concern in rendering.py (copier, template repositories, git), programs.py
 # (outside programs, installed and run) and running.py (a rendering installed, served and
 # browsed); the tests and benchmarks/ import them from here.
-from programs import apt_install, loud, project_env, python_for, run_checked, tool
+from programs import apt_install, chromium, loud, project_env, python_for, run_checked, tool
 from rendering import (
     ANSWERS_FILE,
     CONFLICT_MARKER,
@@ -68,6 +68,7 @@ __all__ = [
     "TEMPLATE_PATHS",
     "Installed",
     "apt_install",
+    "chromium",
     "browse",
     "check_update",
     "commit_all",

@@ -3,6 +3,7 @@ with apt-get when missing, run with a rendering's own Python."""
 
 from __future__ import annotations
 
+import ctypes.util
 import glob
 import os
 import shutil
@@ -13,7 +14,11 @@ from pathlib import Path
 
 
 def python_for(version: str) -> str | None:
-    """Path of a Python `version` interpreter that uv can use, or None if there is none here."""
+    """Path of a Python `version` interpreter that uv can use, or None if there is none here.
+
+    uv finds it (on PATH or among uv's own installs); where pyenv is installed, its versions
+    are looked at too, since uv stops at a pyenv shim that cannot run the version asked for.
+    """
     found = subprocess.run(
         [tool("uv"), "python", "find", "--no-python-downloads", version],
         capture_output=True,
@@ -22,7 +27,10 @@ def python_for(version: str) -> str | None:
     )
     if found.returncode == 0 and found.stdout.strip():
         return found.stdout.strip()
-    pyenv_root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False)
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return None
+    pyenv_root = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False)
     if pyenv_root.returncode == 0:
         pattern = f"{pyenv_root.stdout.strip()}/versions/{version}*/bin/python{version}"
         candidates = sorted(glob.glob(pattern))
@@ -76,6 +84,19 @@ def apt_install(*packages: str) -> str | None:
             update = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "update"]
             subprocess.run(update, env=env, capture_output=True, check=False)
     return f"apt-get install {' '.join(packages)} failed:\n{result.stderr[-2000:]}"
+
+
+def chromium() -> str:
+    """Debian's Chromium for Playwright to drive, and libatomic1, which Playwright's driver
+    (node) needs: each installed with apt-get when missing (a stock Debian has neither). The
+    test is skipped, saying why, where they cannot be installed."""
+    import pytest
+
+    missing = [] if shutil.which("chromium") else ["chromium"]
+    missing += [] if ctypes.util.find_library("atomic") else ["libatomic1"]
+    if missing and (problem := apt_install(*missing)):
+        pytest.skip(f"{' AND '.join(missing).upper()} COULD NOT BE INSTALLED: {problem[-1500:]}")
+    return shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def run_checked(command: list[str], project: Path, env: dict, timeout: float = 1500) -> str:

@@ -4,19 +4,16 @@ project's own documentation builds too."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
 
 from docs_site import DOCS, page_html
-from harness import ROOT, project_env
+from harness import ROOT, chromium, project_env
 
 # The flags that make Debian's Chromium render local pages here without reaching any network.
 CHROMIUM_FLAGS = [
@@ -106,26 +103,6 @@ def test_the_architecture_diagram_names_every_stage():
 
 
 # ------------------------------------------------------------------- the page in a browser
-
-
-def chromium() -> str:
-    """Debian's Chromium, installed with apt-get when it is missing."""
-    found = shutil.which("chromium") or "/usr/bin/chromium"
-    if Path(found).exists():
-        return found
-    if shutil.which("apt-get") is None:
-        pytest.skip("CHROMIUM IS MISSING AND THERE IS NO apt-get TO INSTALL IT")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    log = ""
-    # Install from the package lists as they are; refresh them and retry if that fails.
-    install = ["apt-get", "install", "-y", "chromium"]
-    for commands in ([install], [["apt-get", "update"], install]):
-        for command in commands:
-            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
-            log += result.stdout[-2000:] + result.stderr[-2000:]
-        if result.returncode == 0 and Path("/usr/bin/chromium").exists():
-            return "/usr/bin/chromium"
-    pytest.skip(f"CHROMIUM COULD NOT BE INSTALLED WITH apt-get: {log[-1500:]}")
 
 
 def test_home_page_renders_in_chromium(site, tmp_path):

@@ -20,6 +20,7 @@ import yaml
 
 from harness import (
     browse,
+    chromium,
     free_port,
     install_rendering,
     python_for,
@@ -183,11 +184,11 @@ def test_prometheus_scrapes_traffic_and_sees_drift(stack):
     assert used and not used - exposed, f"used but never exposed: {sorted(used - exposed)}"
 
 
-def test_the_drift_report_renders_in_headless_chromium(stack, debian_tool):
+def test_the_drift_report_renders_in_headless_chromium(stack):
     report = stack["work"] / "logs/monitoring/drift.html"
     if not report.exists():
         pytest.skip("the drift job did not run (see the test before)")
-    chromium = debian_tool("chromium", "chromium")
+    executable = chromium()
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     steps = f"""
 page.goto({report.as_uri()!r})
@@ -196,7 +197,7 @@ seen["verdict"] = page.inner_text("#verdict")
 page.screenshot(path={str(SCREENSHOT)!r}, full_page=True)
 seen["title"] = page.title()
 """
-    seen = browse(stack["folder"], stack["env"], chromium, steps)
+    seen = browse(stack["folder"], stack["env"], executable, steps)
     assert seen["title"].startswith("Drift report")
     assert "Thresholds breached" in seen["verdict"]
     assert len(seen["images"]) >= 8 and all(width > 100 for width in seen["images"])

@@ -20,6 +20,7 @@ import pytest
 
 from harness import (
     browse,
+    chromium,
     free_port,
     install_rendering,
     python_for,
@@ -112,8 +113,8 @@ def test_shadow_rollout_from_registry_aliases_is_compared_online(rollout):
 
 
 @pytest.mark.slow
-def test_the_dashboard_works_in_headless_chromium(rollout, debian_tool):
-    chromium = debian_tool("chromium", "chromium")
+def test_the_dashboard_works_in_headless_chromium(rollout):
+    executable = chromium()
     base = rollout["base"]
     steps = f"""
 page.goto({base + "/dashboard"!r})
@@ -140,7 +141,7 @@ seen["drift"] = page.inner_text("#drift-body")
 page.screenshot(path={str(SCREENSHOT)!r}, full_page=True)
 """
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    seen = browse(rollout["folder"], rollout["env"], chromium, steps)
+    seen = browse(rollout["folder"], rollout["env"], executable, steps)
     print(f"\ndashboard screenshot: {SCREENSHOT} ({SCREENSHOT.stat().st_size} bytes)")
     assert "API key" in seen["before_key"]
     assert seen["title"].endswith("dashboard")
