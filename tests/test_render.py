@@ -13,12 +13,13 @@ from harness import tool
 
 # The package's modules by stage folder ("" is the top level), and the tests that mirror them.
 MODULES = {
-    "": ["__init__", "__main__", "card", "cli", "contract", "errors", "features", "fields",
-         "model", "settings", "synthetic"],
+    "": ["__init__", "__main__", "card", "contract", "errors", "features", "fields", "model",
+         "settings", "synthetic"],
     "data": ["__init__", "ingest", "validate"],
     "modeling": ["__init__", "evaluate", "explain", "fit", "model_card", "segments"],
     "registry": ["__init__", "artifact", "export", "profile", "promote", "receipt", "tracking"],
     "jobs": ["__init__", "evaluate", "predict", "reproduce", "train"],
+    "cli": ["__init__", "data", "prediction", "shared", "training"],
 }  # fmt: skip
 TESTS = {
     "": ["__init__", "conftest", "test_cli", "test_contract", "test_end_to_end", "test_features",
@@ -30,15 +31,27 @@ TESTS = {
 }  # fmt: skip
 # Only with `serving`.
 SERVING_MODULES = {
-    "service": ["__init__", "app", "explanations", "observability", "prediction_log", "rollout"]
+    "service": ["__init__", "app", "explanations", "observability", "prediction_log", "rollout"],
+    "cli": ["serving"],
 }
 SERVING_TESTS = {
     "service": ["__init__", "test_app", "test_fuzz", "test_prediction_log", "test_rollout"],
     "load": ["__init__", "loadtest", "test_overload", "test_shutdown"],
 }
 # Only with `monitoring`.
-MONITORING_MODULES = {"monitoring": ["__init__", "drift", "simulate"]}
-MONITORING_TESTS = {"monitoring": ["__init__", "test_drift"]}
+MONITORING_MODULES = {
+    "monitoring": [
+        "__init__", "distributions", "drift", "live_metrics", "report", "simulate", "variants",
+        "window",
+    ],
+    "cli": ["monitoring"],
+}  # fmt: skip
+MONITORING_TESTS = {
+    "monitoring": [
+        "__init__", "conftest", "test_distributions", "test_drift", "test_live_metrics",
+        "test_simulate",
+    ]
+}  # fmt: skip
 TOP = [
     ".copier-answers.yml", ".env.example", ".gitignore", ".pre-commit-config.yaml",
     ".python-version", "Makefile", "README.md", "pyproject.toml", "ruff.toml",

@@ -60,6 +60,20 @@ def _records(rows: pd.DataFrame) -> list[dict]:
     return features.where(features.notna(), None).to_dict(orient="records")
 
 
+def _post(endpoint: str, body: list[dict] | dict, headers: dict[str, str]) -> int:
+    """POST `body` as JSON; the status of the answer, or 0 when none came."""
+    request = urllib.request.Request(  # noqa: S310 (http or https, checked by `send`)
+        endpoint, json.dumps(body).encode(), headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
 def send(
     url: str,
     *,
@@ -87,26 +101,15 @@ def send(
     started = time.perf_counter()
 
     def one(index: int) -> int:
-        request_id = f"sim-{seed}-{index}"
-        chunk = sent_rows.iloc[index * batch : (index + 1) * batch]
-        body = _records(chunk)
-        headers = {"content-type": "application/json", "x-request-id": request_id}
+        body = _records(sent_rows.iloc[index * batch : (index + 1) * batch])
+        headers = {"content-type": "application/json", "x-request-id": f"sim-{seed}-{index}"}
         if api_key:
             headers["x-api-key"] = api_key
         if rate:
             delay = started + index / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-        request = urllib.request.Request(  # noqa: S310 (http or https, checked above)
-            endpoint, json.dumps(body if batch > 1 else body[0]).encode(), headers
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
-        except OSError:
-            return 0
+        return _post(endpoint, body if batch > 1 else body[0], headers)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for index, status in enumerate(pool.map(one, range(requests))):
