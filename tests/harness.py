@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # The helpers live by concern in rendering.py (copier, template repositories, git), programs.py
@@ -131,28 +132,78 @@ def regenerate_example() -> Path:
     return EXAMPLE
 
 
+class Stages:
+    """Wall time of each stage of the demo, for its summary."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, command: list[str], project: Path, env: dict) -> None:
+        print(f"==> {name}: {' '.join(command)}", flush=True)
+        started = time.monotonic()
+        subprocess.run(command, cwd=project, env=env, check=True)
+        self.seconds[name] = time.monotonic() - started
+
+
+def summary(project: Path, stages: dict[str, float], answer: dict) -> None:
+    """The demo's last words: where the project is, its metrics, the answer, the stage times."""
+    import rich.box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=100)
+    box = rich.box.SIMPLE
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    table = Table("metric", "cross-validated", "holdout", title="Metrics of the model", box=box)
+    for name in sorted(key for key in metrics if key.startswith("cv_") and key.endswith("_mean")):
+        metric = name.removeprefix("cv_").removesuffix("_mean")
+        holdout = metrics.get(f"test_{metric}")
+        shown = "" if holdout is None else f"{holdout:.4f}"
+        table.add_row(metric, f"{metrics[name]:.4f}", shown)
+    console.print(table)
+    times = Table("stage", "seconds", title="Wall time of each stage", box=box)
+    for name, seconds in stages.items():
+        times.add_row(name, f"{seconds:.2f}")
+    times.add_row("total", f"{sum(stages.values()):.2f}", style="bold")
+    console.print(times)
+    console.print(f"The answer: {json.dumps(answer['predictions'])}")
+    console.print(f"The project: {project}")
+
+
 def demo(destination: Path | None = None) -> None:
-    """Render the defaults, run the rendered README's `make run`, send its example request, stop."""
+    """Render the defaults, run the rendered README's `make run` (its targets one at a time,
+    each timed: install, validate, train, promote, then the service), send the README's
+    example request, stop the service with SIGTERM (a graceful shutdown) and sum it up."""
     destination = destination or Path(tempfile.mkdtemp(prefix="copier-mlops-demo-")) / "project"
-    print(f"==> rendering the default answers into {destination}", flush=True)
+    stages = Stages()
+    print(f"==> render: the default answers into {destination}", flush=True)
+    started = time.monotonic()
     project = render(destination)
+    stages.seconds["render"] = time.monotonic() - started
     answers = read_answers(project)
     port = free_port()
     env = project_env(answers["python_version"])
     env[f"{answers['package_name'].upper()}_PORT"] = str(port)
-    print(f"==> make run (install, validate, train, register, serve on :{port})", flush=True)
-    server = subprocess.Popen(["make", "run"], cwd=project, env=env, start_new_session=True)
+    for target in ("install", "validate", "train", "promote"):
+        stages.run(target, ["make", target], project, env)
+    command = [tool("uv"), "run", "--frozen", answers["package_name"], "serve"]
+    print(f"==> serve: {' '.join(command[1:])} on :{port}", flush=True)
+    server = subprocess.Popen(command, cwd=project, env=env, start_new_session=True)
     try:
-        wait_until_answers(f"http://127.0.0.1:{port}/ready", server, timeout=900)
+        stages.seconds["serve (until ready)"] = wait_until_answers(
+            f"http://127.0.0.1:{port}/ready", server, timeout=900
+        )
         payload = readme_example(project)
         print(f"==> POST /predict {json.dumps(payload)}", flush=True)
+        started = time.monotonic()
         answer = post_json(f"http://127.0.0.1:{port}/predict", payload)
+        stages.seconds["first prediction"] = time.monotonic() - started
         print(json.dumps(answer, indent=2), flush=True)
     finally:
-        print("==> stopping the service (as Ctrl-C would)", flush=True)
-        os.killpg(server.pid, signal.SIGINT)  # make, uv and the service share the group
+        print("==> stopping the service (SIGTERM: it finishes what is in flight)", flush=True)
+        os.killpg(server.pid, signal.SIGTERM)  # uv and the service share the group
         server.wait(timeout=60)
-    print(f"==> done; the project is in {project}", flush=True)
+    summary(project, stages.seconds, answer)
 
 
 if __name__ == "__main__":
