@@ -31,13 +31,20 @@ TESTS = {
 }  # fmt: skip
 # Only with `serving`.
 SERVING_MODULES = {
-    "service": ["__init__", "app", "explanations", "observability", "prediction_log", "rollout"],
+    "service": ["__init__", "app", "deps", "exception_handlers", "explanations", "fast_path",
+                "guard", "holder", "logs", "metrics", "openapi", "prediction_log",
+                "prediction_records", "rollout", "schemas", "scoring"],
+    "service/routes": ["__init__", "admin", "metrics", "model_info", "predict", "probes"],
     "cli": ["serving"],
 }
 SERVING_TESTS = {
-    "service": ["__init__", "test_app", "test_fuzz", "test_prediction_log", "test_rollout"],
+    "service": ["__init__", "conftest", "test_app", "test_deps", "test_exception_handlers",
+                "test_fast_path", "test_fuzz", "test_guard", "test_holder", "test_logs",
+                "test_metrics", "test_openapi", "test_prediction_log", "test_prediction_records",
+                "test_rollout", "test_schemas", "test_scoring"],
+    "service/routes": ["__init__", "test_model_info", "test_predict", "test_probes"],
     "load": ["__init__", "loadtest", "test_overload", "test_shutdown"],
-}
+}  # fmt: skip
 # Only with `monitoring`.
 MONITORING_MODULES = {
     "monitoring": [
@@ -81,6 +88,7 @@ def expected_files(answers: dict) -> set[str]:
         files |= python_files("tests", SERVING_TESTS)
     if answers["dashboard"]:
         files |= {f"src/{package}/service/dashboard.py", f"src/{package}/service/dashboard.html"}
+        files.add(f"src/{package}/service/routes/dashboard.py")
         files.add("tests/service/test_dashboard.py")
     if answers["monitoring"]:
         files |= python_files(f"src/{package}", MONITORING_MODULES)

@@ -43,8 +43,8 @@ def test_the_dashboard_ships_inside_the_package(rendered):
     assert not re.search(r"https?://", page), "the page must not load anything from elsewhere"
     fetched = set(re.findall(r'fetch\("([^"]+)"', page))
     assert fetched == {"/dashboard/data", "/openapi.json", "/predict"}
-    serve = (folder / "src" / package / "service" / "app.py").read_text()
-    assert "add_dashboard(app, settings, metrics, require_key" in serve
+    routes = (folder / "src" / package / "service" / "routes" / "__init__.py").read_text()
+    assert "dashboard.router" in routes
 
 
 @pytest.fixture(scope="module")

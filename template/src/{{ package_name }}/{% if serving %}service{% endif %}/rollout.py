@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..registry.artifact import ServingModel
-    from .observability import Metrics
+    from .metrics import Metrics
     from .prediction_log import PredictionLog
 
 CHAMPION, CHALLENGER = "champion", "challenger"
