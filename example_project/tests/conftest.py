@@ -7,12 +7,12 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 
 import pytest
 
-from customer_churn.ingest import write_table
-from customer_churn.register import LoadedModel, load_model
-from customer_churn.runtime import ServingModel, load_serving_model
+from customer_churn.data.ingest import write_table
+from customer_churn.jobs.train import TrainResult, train
+from customer_churn.registry.artifact import ServingModel, load_serving_model
+from customer_churn.registry.tracking import LoadedModel, load_model
 from customer_churn.settings import Settings
 from customer_churn.synthetic import generate
-from customer_churn.train import TrainResult, train
 
 
 def make_settings(folder, **overrides) -> Settings:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from customer_churn.cli import app
 from customer_churn.contract import CONTRACT
-from customer_churn.ingest import load_table
+from customer_churn.data.ingest import load_table
 from customer_churn.settings import ENV_PREFIX
 
 runner = CliRunner()
@@ -93,7 +93,7 @@ def test_a_corrupted_model_file_is_one_clear_error(trained, tmp_path, damaged, m
 
 
 def test_a_corrupted_onnx_graph_falls_back_to_the_exact_pipeline(trained, tmp_path):
-    from customer_churn.runtime import ONNX_FILE, load_serving_model
+    from customer_churn.registry.artifact import ONNX_FILE, load_serving_model
 
     folder = shutil.copytree(trained.export_dir, tmp_path / "model")
     (folder / ONNX_FILE).write_bytes(b"\x00 not a graph \xff" * 10)

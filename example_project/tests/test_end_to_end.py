@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from customer_churn.serve import Record
+from customer_churn.service.app import Record
 
 PROJECT = Path(__file__).parent.parent
 

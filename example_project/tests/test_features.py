@@ -3,9 +3,9 @@
 import numpy as np
 
 from customer_churn.contract import CONTRACT
+from customer_churn.data.validate import validate
 from customer_churn.features import build_preprocessor, features_of
 from customer_churn.synthetic import generate
-from customer_churn.validate import validate
 
 
 def test_output_columns_follow_the_contract():

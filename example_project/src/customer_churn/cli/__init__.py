@@ -1,0 +1,43 @@
+"""The command line: `python -m <package> data|train|evaluate|predict|serve|monitor|simulate`."""
+
+import typer
+
+from ..errors import ProjectError
+from .data import data, validate
+from .monitoring import monitor, simulate
+from .prediction import predict
+from .serving import serve
+from .shared import console
+from .training import evaluate, promote, pull, reproduce, train
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+# Registered in the order `--help` lists them.
+for command in (
+    data,
+    validate,
+    train,
+    promote,
+    reproduce,
+    evaluate,
+    predict,
+    serve,
+    monitor,
+    simulate,
+    pull,
+):
+    app.command()(command)
+
+
+def main() -> None:
+    """Entry point: run a command, print project errors without a traceback."""
+    try:
+        app()
+    except ProjectError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise SystemExit(2) from None
+    except ModuleNotFoundError as error:  # a serving-only install running a training command
+        console.print(
+            f"[red]error:[/] this command needs '{error.name}', which is part of the training "
+            "dependencies: install them with `uv sync --group train`"
+        )
+        raise SystemExit(2) from None

@@ -1,0 +1,86 @@
+"""The model commands: train, promote, reproduce, evaluate and pull a registered version."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from .shared import console, load_settings
+
+
+def train() -> None:
+    """Train, evaluate, log to MLflow, register a version and export it for serving."""
+    from ..jobs.train import train as run_training
+
+    settings = load_settings()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("Starting", total=None)
+        result = run_training(
+            settings, on_step=lambda step: progress.update(task, description=step)
+        )
+    for name, value in sorted(result.metrics.items()):
+        console.print(f"  {name:<28} {value:.4f}")
+    console.print(
+        f"run {result.run_id}: registered '{settings.registered_model_name}' version "
+        f"{result.model_version}; serving export in {result.export_dir}; "
+        f"model card in {settings.reports_dir / 'model_card.md'}"
+    )
+
+
+def promote() -> None:
+    """Promote the newest registered version to champion if it passes the gate (else exit 1)."""
+    from ..registry.promote import promote as run_gate
+
+    settings = load_settings()
+    decision = run_gate(settings)
+    for name, value in sorted(decision.challenger_metrics.items()):
+        champion = decision.champion_metrics.get(name)
+        versus = f"   champion {champion:.4f}" if champion is not None else ""
+        console.print(f"  {name:<20} challenger {value:.4f}{versus}")
+    console.print(decision.summary)
+    if not decision.promoted:
+        raise typer.Exit(1)
+
+
+def reproduce(run_id: Annotated[str, typer.Argument(help="The MLflow run to reproduce")]) -> None:
+    """Re-run a training run from its receipt and report whether its metrics match (else exit 1)."""
+    from ..jobs.reproduce import reproduce as rerun
+
+    result = rerun(run_id, load_settings())
+    for name, recorded, again, equal in result.rows:
+        mark = "=" if equal else "!"
+        console.print(f"  {mark} {name:<28} recorded {recorded:.6f}   reproduced {again:.6f}")
+    console.print(f"run {run_id} {'reproduced' if result.matches else 'did NOT reproduce'}")
+    if not result.matches:
+        raise typer.Exit(1)
+
+
+def evaluate(
+    path: Annotated[
+        Path | None, typer.Argument(help="Labelled file (default: the holdout)")
+    ] = None,
+    model_uri: Annotated[str | None, typer.Option(help="Export folder or models:/ URI")] = None,
+) -> None:
+    """Score a saved model on labelled data and write metrics and plots to the reports folder."""
+    from ..jobs.evaluate import evaluate_saved_model
+
+    settings = load_settings()
+    metrics = evaluate_saved_model(settings, path, model_uri)
+    for name, value in metrics.items():
+        console.print(f"  {name:<20} {value:.4f}")
+    console.print(f"report written to {settings.reports_dir}")
+
+
+def pull(
+    model_uri: Annotated[str, typer.Argument(help="models:/NAME@ALIAS or models:/NAME/VERSION")],
+    destination: Annotated[Path, typer.Argument(help="Folder to write the serving export to")],
+) -> None:
+    """Download the serving export of a registered model version."""
+    from ..registry.tracking import pull as download
+
+    settings = load_settings()
+    folder = download(model_uri, settings, destination)
+    console.print(f"pulled {model_uri} into {folder}")

@@ -1,0 +1,1 @@
+"""Reading and validating tables: the first stage of the flow."""

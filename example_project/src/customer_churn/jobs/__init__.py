@@ -1,0 +1,1 @@
+"""The jobs that wire the stages together: training, re-scoring, batch prediction."""

@@ -1,0 +1,1 @@
+"""Fitting and judging a model: cross-validation, metrics, explanations, segments, its card."""

@@ -1,0 +1,1 @@
+"""After fitting: MLflow tracking and registry, the serving export, its profile, promotion."""

@@ -1,0 +1,148 @@
+"""The serving runtime: a trained model behind one call, loaded without pandas, sklearn or MLflow.
+
+Training exports a folder (see export.py) holding `serving.json`, `model.onnx` when the
+pipeline converted and agreed with itself on the holdout, and `pipeline.skops`. The service
+runs the ONNX graph on arrays built straight from validated requests; without it, or when
+`serving_backend` is "sklearn", it falls back to the exact pipeline and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..contract import CONTRACT
+from ..errors import ModelLoadError
+
+MANIFEST = "serving.json"
+ONNX_FILE = "model.onnx"
+PIPELINE_FILE = "pipeline.skops"
+REFERENCE_FILE = "reference.parquet"  # the drift reference; serving never reads it
+REGISTRY_SCHEMES = ("models:/", "runs:/")  # URIs MLflow resolves; anything else is a folder
+log = logging.getLogger(__name__)
+
+
+def to_columns(records: list[dict[str, Any]], numeric_dtype=np.float32) -> dict[str, np.ndarray]:
+    """Validated records -> one (n, 1) array per feature: numbers, and string categories.
+
+    A missing number becomes NaN (the pipeline imputes it); a missing category becomes "",
+    which no category matches, as for the pipeline.
+    """
+    columns: dict[str, np.ndarray] = {}
+    for name in CONTRACT.numeric:
+        values = [record[name] for record in records]
+        columns[name] = np.array(
+            [np.nan if value is None else value for value in values], dtype=numeric_dtype
+        ).reshape(-1, 1)
+    for name in CONTRACT.categorical:
+        values = [record[name] or "" for record in records]
+        columns[name] = np.array(values, dtype=object).reshape(-1, 1)
+    return columns
+
+
+@dataclass
+class ServingModel:
+    """A loaded model: `predict(columns)` returns predictions and, for classifiers, P(class 1)."""
+
+    folder: Path
+    manifest: dict[str, Any]
+    backend: str
+    reason: str = ""
+    source: str = ""
+    _session: Any = field(default=None, repr=False)
+    _pipeline: Any = field(default=None, repr=False)
+    _explainer: Any = field(default=None, repr=False)  # built by explain.py on first use
+
+    @property
+    def version(self) -> str | None:
+        return self.manifest.get("version")
+
+    def predict_records(
+        self, records: list[dict[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions (and P(class 1) for classifiers) of validated records.
+
+        The ONNX graph takes float32 numbers; the exact pipeline keeps them as float64.
+        """
+        dtype = np.float32 if self._session is not None else np.float64
+        return self.predict(to_columns(records, dtype))
+
+    def predict(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        if self._session is not None:
+            outputs = self._session.run(None, columns)
+            if CONTRACT.target.kind == "classification":
+                return outputs[0].ravel(), outputs[1][:, -1].astype(np.float64)
+            return outputs[0].ravel().astype(np.float64), None
+        import pandas as pd  # the fallback path only
+
+        frame = pd.DataFrame({name: values.ravel() for name, values in columns.items()})
+        frame[CONTRACT.categorical] = frame[CONTRACT.categorical].replace("", None)
+        predictions = self._pipeline.predict(frame)
+        if CONTRACT.target.kind == "classification":
+            return predictions, self._pipeline.predict_proba(frame)[:, -1]
+        return predictions.astype(np.float64), None
+
+
+def load_serving_model(folder: str | Path, backend: str = "onnx") -> ServingModel:
+    """Load an exported serving folder; `backend` "onnx" falls back to "sklearn" when it must."""
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise ModelLoadError(
+            f"no model at '{folder}': expected a folder with {MANIFEST} (run the train command "
+            "first, or `pull` a registered version)"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{manifest_path} cannot be read: {error}") from error
+    if manifest.get("features") != CONTRACT.feature_names:
+        raise ModelLoadError(
+            f"the model at '{folder}' was trained on features {manifest.get('features')}, "
+            f"but the contract declares {CONTRACT.feature_names}: retrain it"
+        )
+    onnx = manifest.get("onnx") or {}
+    if backend == "onnx" and onnx and (folder / ONNX_FILE).is_file():
+        try:
+            return ServingModel(folder, manifest, "onnx", _session=onnx_session(folder / ONNX_FILE))
+        except Exception as error:  # a corrupt graph: serve exactly, and say so
+            reason = f"model.onnx cannot be loaded ({error})"
+    elif backend == "onnx":
+        reason = manifest.get("onnx_skipped") or "the export holds no ONNX graph"
+    else:
+        reason = "serving_backend is 'sklearn'"
+    log.warning("serving with the scikit-learn pipeline: %s", reason)
+    return ServingModel(
+        folder, manifest, "sklearn", reason, _pipeline=load_pipeline(folder, manifest)
+    )
+
+
+def onnx_session(path: Path):
+    """An ONNX Runtime session on one thread: for tiny requests threads cost more than they save."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def load_pipeline(folder: Path, manifest: dict[str, Any] | None = None):
+    """The exact scikit-learn pipeline of an export folder (`manifest`: its serving.json)."""
+    path = folder / PIPELINE_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"no {PIPELINE_FILE} in '{folder}': re-export the model")
+    import skops.io
+
+    if manifest is None:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    trusted = manifest.get("skops_trusted_types", [])
+    try:
+        return skops.io.load(path, trusted=trusted)
+    except Exception as error:
+        raise ModelLoadError(f"{path} cannot be loaded: {error}") from error

@@ -1,0 +1,167 @@
+"""The promotion gate: the newest registered version becomes `champion` only when it earns it.
+
+It scores the newest version (the challenger) and the current champion on the same holdout,
+requires the challenger to meet every absolute threshold and to beat the champion by the
+margin, records the decision and the figures as tags on both versions, and moves the alias
+only then. The first version is promoted when it meets the thresholds.
+
+Accuracy is not enough: the challenger must also keep every segment gap (measured here, on
+the holdout), its single-record p99 latency and its artifact size (from the production
+profile its training run recorded) within the limits of the settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ..data.ingest import load_table, split
+from ..data.validate import validate
+from ..errors import ProjectError
+from ..modeling.evaluate import LOWER_IS_BETTER, PRIMARY_METRIC, compute_metrics
+from ..modeling.segments import GAP_METRIC, report_for
+from ..settings import Settings
+from .profile import PROFILE_METRICS
+from .tracking import configure_tracking
+
+CHAMPION = "champion"
+SEGMENT_GAP = "segment_gap_"  # figures segment_gap_<feature>, one per compared feature
+# setting -> (figure of the challenger, what it is)
+LIMITS = {
+    "max_p99_latency_ms": ("profile_single_p99_ms", "single-record p99 latency (ms)"),
+    "max_artifact_mb": ("profile_artifact_mb", "serving artifact size (MB)"),
+}
+
+
+@dataclass
+class Decision:
+    promoted: bool
+    challenger: str
+    champion: str | None
+    reasons: list[str] = field(default_factory=list)
+    challenger_metrics: dict[str, float] = field(default_factory=dict)
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        if self.promoted:
+            previous = f" (replacing version {self.champion})" if self.champion else ""
+            return f"version {self.challenger} promoted to {CHAMPION}{previous}"
+        return f"version {self.challenger} refused: " + "; ".join(self.reasons)
+
+
+def _better_by(metric: str, challenger: float, champion: float) -> float:
+    return champion - challenger if metric in LOWER_IS_BETTER else challenger - champion
+
+
+def judge(settings: Settings, challenger: dict, champion: dict | None) -> list[str]:
+    """Reasons to refuse the challenger (none means promote)."""
+    reasons = []
+    for metric, bound in settings.promotion_thresholds.items():
+        if metric not in challenger:
+            raise ProjectError(
+                f"promotion threshold on unknown metric '{metric}': "
+                f"choose among {sorted(challenger)}"
+            )
+        value = challenger[metric]
+        if metric in LOWER_IS_BETTER and value > bound:
+            reasons.append(f"{metric} {value:.4f} is above the maximum {bound}")
+        elif metric not in LOWER_IS_BETTER and value < bound:
+            reasons.append(f"{metric} {value:.4f} is below the minimum {bound}")
+    reasons += _beyond_accuracy(settings, challenger)
+    if champion is not None:
+        gain = _better_by(PRIMARY_METRIC, challenger[PRIMARY_METRIC], champion[PRIMARY_METRIC])
+        if gain < settings.promotion_margin:
+            reasons.append(
+                f"{PRIMARY_METRIC} {challenger[PRIMARY_METRIC]:.4f} does not beat the champion's "
+                f"{champion[PRIMARY_METRIC]:.4f} by the margin {settings.promotion_margin}"
+            )
+    return reasons
+
+
+def _beyond_accuracy(settings: Settings, challenger: dict) -> list[str]:
+    """Reasons from the segment gaps and the production profile."""
+    reasons = []
+    if settings.max_segment_gap is not None:
+        for figure, gap in sorted(challenger.items()):
+            if figure.startswith(SEGMENT_GAP) and gap > settings.max_segment_gap:
+                reasons.append(
+                    f"{GAP_METRIC} gap {gap:.4f} between values of "
+                    f"{figure.removeprefix(SEGMENT_GAP)} is above the limit "
+                    f"{settings.max_segment_gap} (max_segment_gap)"
+                )
+    for setting, (figure, label) in LIMITS.items():
+        limit = getattr(settings, setting)
+        if limit is None:
+            continue
+        if figure not in challenger:
+            reasons.append(f"no {label} is recorded for the challenger: retrain it to measure it")
+        elif challenger[figure] > limit:
+            reasons.append(
+                f"{label} {challenger[figure]:.4f} is above the limit {limit} ({setting})"
+            )
+    return reasons
+
+
+def promote(settings: Settings) -> Decision:
+    """Judge the newest version against the champion; move the alias if it wins."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure_tracking(settings)
+    client = MlflowClient()
+    name = settings.registered_model_name
+    versions = client.search_model_versions(f"name = '{name}'")
+    if not versions:
+        raise ProjectError(f"no version of '{name}' is registered: run the train command first")
+    challenger = max(versions, key=lambda v: int(v.version))
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
+    if champion is not None and str(champion.version) == str(challenger.version):
+        return Decision(True, str(challenger.version), str(champion.version), ["already champion"])
+
+    _, holdout = split(validate(load_table(settings.data_path)), settings.test_size, settings.seed)
+
+    def score(model_version) -> dict[str, float]:
+        """Holdout metrics and segment gaps, with the profile its training run recorded."""
+        pipeline = mlflow.sklearn.load_model(f"models:/{name}/{model_version.version}")
+        recorded = client.get_run(model_version.run_id).data.metrics
+        segments = report_for(pipeline, holdout, settings.segment_min_rows).metrics()
+        profile = {key: recorded[key] for key in PROFILE_METRICS if key in recorded}
+        return compute_metrics(pipeline, holdout) | segments | profile
+
+    challenger_metrics = score(challenger)
+    champion_metrics = score(champion) if champion is not None else None
+    reasons = judge(settings, challenger_metrics, champion_metrics)
+    decision = Decision(
+        not reasons,
+        str(challenger.version),
+        str(champion.version) if champion is not None else None,
+        reasons,
+        challenger_metrics,
+        champion_metrics or {},
+    )
+    _record(client, name, decision)
+    if decision.promoted:
+        client.set_registered_model_alias(name, CHAMPION, challenger.version)
+    return decision
+
+
+def _record(client, name: str, decision: Decision) -> None:
+    """Tags on both versions: the decision, its reasons and the figures it rests on."""
+    tags = {
+        "promotion.decision": "promoted" if decision.promoted else "refused",
+        "promotion.reason": "; ".join(decision.reasons) or "met every threshold and the margin",
+        "promotion.at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "promotion.challenger": decision.challenger,
+        "promotion.champion": decision.champion or "none",
+    }
+    for role in ("challenger", "champion"):
+        figures = getattr(decision, f"{role}_metrics")
+        tags |= {f"promotion.{role}.{name}": f"{value:.6f}" for name, value in figures.items()}
+    for model_version in filter(None, (decision.challenger, decision.champion)):
+        for key, value in tags.items():
+            client.set_model_version_tag(name, model_version, key, value)

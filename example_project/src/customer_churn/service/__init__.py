@@ -1,0 +1,1 @@
+"""The HTTP service: answers predictions from a serving export."""

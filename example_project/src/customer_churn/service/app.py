@@ -1,0 +1,119 @@
+"""The HTTP service, assembled: routes, middleware, error handlers and the lifespan.
+
+It imports neither pandas nor MLflow nor training code: a request becomes arrays and goes
+straight to the exported model (ONNX Runtime, or the exact pipeline as a fallback).
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..registry.artifact import ServingModel
+from ..settings import Settings, get_settings
+from .exception_handlers import EXCEPTION_HANDLERS
+from .fast_path import FastPredict
+from .guard import LoadShedder, RequestGuard
+from .holder import ModelHolder, load
+from .logs import AccessLog
+from .metrics import DriftCollector, Metrics
+from .openapi import openapi_document
+from .rollout import CHALLENGER
+from .routes import ROUTERS
+from .schemas import Record, example_record
+from .scoring import Scorer
+
+# What other code imports from here: the factory, the model loader and the request model.
+__all__ = ["Record", "create_app", "example_record", "load"]
+
+
+def create_app(
+    settings: Settings | None = None,
+    model: ServingModel | None = None,
+    challenger: ServingModel | None = None,
+) -> FastAPI:
+    """The FastAPI application. Without `model`, the configured one loads in the background
+    and `/ready` answers 503 until it is in place. In a rollout mode, the challenger loads in
+    the background too unless given; until it does (or if it cannot), the champion answers."""
+    settings = settings or get_settings()
+    metrics = Metrics()
+    metrics.registry.register(DriftCollector(settings.monitoring_dir / "drift.json"))
+    models = ModelHolder(settings, metrics)
+    scorer = Scorer(settings, models, metrics)
+    shedder = LoadShedder(settings.max_queue_delay_ms / 1000)
+    access = AccessLog(settings.log_format) if settings.access_log else None
+    app = FastAPI(
+        title="Customer Churn",
+        description="Predicts which customers are about to cancel their subscription.",
+        version=__version__,
+        lifespan=lifespan(models, scorer, [shedder.watch] + ([access.run] if access else [])),
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    app.state.settings, app.state.metrics = settings, metrics
+    app.state.models, app.state.scorer = models, scorer
+    if model is not None:
+        models.install(model)
+    if challenger is not None and scorer.rollout is not None:
+        models.install(challenger, CHALLENGER)
+    for router in ROUTERS:
+        app.include_router(router)
+    add_middleware(app, settings, models, scorer, metrics, shedder, access)
+    app.openapi = partial(openapi_document, app)
+    return app
+
+
+def add_middleware(
+    app: FastAPI,
+    settings: Settings,
+    models: ModelHolder,
+    scorer: Scorer,
+    metrics: Metrics,
+    shedder: LoadShedder,
+    access: AccessLog | None,
+) -> None:
+    """From the inside out: the fast path of /predict, CORS when origins are configured, and
+    the request guard around everything (so both paths of /predict pass through it)."""
+    app.add_middleware(FastPredict, models=models, scorer=scorer, settings=settings)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-api-key", "x-request-id"],
+        )
+    app.add_middleware(
+        RequestGuard,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        access=access,
+        shedder=shedder,
+        timeout=settings.request_timeout,
+    )
+
+
+def lifespan(
+    models: ModelHolder, scorer: Scorer, background: list[Callable[[], Coroutine]]
+) -> Callable:
+    """What runs while the service does: the prediction log and the rollout's workers, the
+    models that load in the background, and the `background` tasks (the load shedder's
+    heartbeat, the access log's writer)."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        scorer.start()
+        models.start_loading()
+        tasks = [asyncio.create_task(task()) for task in background]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # the last access lines out
+            scorer.close()  # what the shadow worker and the prediction log hold is written
+
+    return run

@@ -1,0 +1,1 @@
+"""The project's tests: they mirror the package, stage by stage."""

@@ -1,0 +1,1 @@
+"""Tests of the jobs: training, reproduction, batch prediction."""

@@ -1,0 +1,1 @@
+"""Tests of metrics, explanations, segments and the model card."""

@@ -1,0 +1,1 @@
+"""Tests of the drift job and the traffic simulator."""

@@ -1,0 +1,1 @@
+"""Tests of the serving export, the registry and the promotion gate."""

@@ -1,0 +1,114 @@
+"""The promotion gate, the run receipt, reproduction, the model card and a tracking server away."""
+
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from customer_churn.contract import CONTRACT
+from customer_churn.data.ingest import write_table
+from customer_churn.errors import ProjectError, TrackingError
+from customer_churn.jobs.reproduce import reproduce
+from customer_churn.jobs.train import train
+from customer_churn.modeling.evaluate import LOWER_IS_BETTER, PRIMARY_METRIC
+from customer_churn.registry.promote import CHAMPION, judge, promote
+from customer_churn.synthetic import generate
+from tests.conftest import make_settings
+
+BETTER = -1.0 if PRIMARY_METRIC in LOWER_IS_BETTER else 1.0
+
+
+def test_the_gate_promotes_the_first_model_and_refuses_a_worse_one(tmp_path):
+    # A 100-row holdout is too small to judge segments: no gap limit here.
+    settings = make_settings(tmp_path, cv_folds=2, promotion_thresholds={}, max_segment_gap=None)
+    write_table(generate(500, seed=3), settings.data_path)
+    assert train(settings).model_version == "1"
+    first = promote(settings)
+    assert first.promoted and first.challenger == "1" and first.champion is None
+
+    # The same rows with the target shuffled: a model that learned nothing.
+    shuffled = generate(500, seed=3)
+    target = CONTRACT.target.name
+    shuffled[target] = shuffled[target].sample(frac=1, random_state=0).to_numpy()
+    noisy = settings.model_copy(update={"data_path": tmp_path / "shuffled.csv"})
+    write_table(shuffled, noisy.data_path)
+    assert train(noisy).model_version == "2"
+
+    refused = promote(settings)  # judged on the holdout of the real data
+    assert not refused.promoted
+    assert f"does not beat the champion's {refused.champion_metrics[PRIMARY_METRIC]:.4f}" in (
+        refused.summary
+    )
+    client = MlflowClient(settings.tracking_uri)
+    name = settings.registered_model_name
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "1"
+    for number in ("1", "2"):
+        tags = client.get_model_version(name, number).tags
+        assert tags["promotion.decision"] == "refused"
+        assert tags["promotion.challenger"] == "2" and tags["promotion.champion"] == "1"
+        assert "does not beat the champion" in tags["promotion.reason"]
+        assert f"promotion.challenger.{PRIMARY_METRIC}" in tags
+
+
+def test_thresholds_and_margin_are_both_required(tmp_path):
+    settings = make_settings(
+        tmp_path,
+        promotion_thresholds={PRIMARY_METRIC: 0.5},
+        promotion_margin=0.01,
+        max_segment_gap=None,
+        max_p99_latency_ms=None,
+        max_artifact_mb=None,
+    )
+    good, bad = 0.5 + BETTER * 0.2, 0.5 - BETTER * 0.2
+    bound = "maximum" if PRIMARY_METRIC in LOWER_IS_BETTER else "minimum"
+    assert judge(settings, {PRIMARY_METRIC: good}, None) == []
+    assert f"is below the {bound}" in judge(settings, {PRIMARY_METRIC: bad}, None)[0] or (
+        f"is above the {bound}" in judge(settings, {PRIMARY_METRIC: bad}, None)[0]
+    )
+    small_gain = {PRIMARY_METRIC: good + BETTER * 0.005}
+    assert "by the margin 0.01" in judge(settings, small_gain, {PRIMARY_METRIC: good})[0]
+    assert judge(settings, {PRIMARY_METRIC: good + BETTER * 0.02}, {PRIMARY_METRIC: good}) == []
+    unknown = settings.model_copy(update={"promotion_thresholds": {"nope": 1}})
+    with pytest.raises(ProjectError, match="unknown metric 'nope'"):
+        judge(unknown, {PRIMARY_METRIC: good}, None)
+
+
+def test_a_run_reproduces_from_its_receipt(trained, settings):
+    assert trained.receipt["data_sha256"] and trained.receipt["seed"] == settings.seed
+    assert set(trained.receipt) >= {"git_commit", "git_dirty", "lock_sha256", "packages", "python"}
+    result = reproduce(trained.run_id, settings)
+    assert result.matches, result.rows
+    assert {row[0] for row in result.rows} == set(trained.metrics)
+
+
+def test_reproduction_refuses_changed_data(trained, settings):
+    original = settings.data_path.read_bytes()
+    try:
+        settings.data_path.write_bytes(original + b"\n")
+        with pytest.raises(ProjectError, match="SHA-256 differs"):
+            reproduce(trained.run_id, settings)
+    finally:
+        settings.data_path.write_bytes(original)
+
+
+def test_the_model_card_is_written_and_logged(trained, settings):
+    card = (settings.reports_dir / "model_card.md").read_text()
+    for heading in ("## Intended use", "## Limitations", "## Data", "## Metrics", "## Receipt"):
+        assert heading in card
+    assert f"| test_{PRIMARY_METRIC} | {trained.metrics[f'test_{PRIMARY_METRIC}']:.4f} |" in card
+    assert trained.receipt["data_sha256"] in card
+    client = MlflowClient(settings.tracking_uri)
+    logged = {a.path for a in client.list_artifacts(trained.run_id, "reports")}
+    assert "reports/model_card.md" in logged
+
+
+def test_training_fails_fast_when_the_tracking_server_is_away(tmp_path):
+    settings = make_settings(tmp_path, tracking_uri="http://127.0.0.1:9")
+    write_table(generate(100, seed=1), settings.data_path)
+    started = time.monotonic()
+    with pytest.raises(
+        TrackingError, match=r"cannot reach the tracking server at http://127\.0\.0\.1:9"
+    ):
+        train(settings)
+    assert time.monotonic() - started < 15
+    assert not settings.export_dir.exists() and not settings.reports_dir.exists()

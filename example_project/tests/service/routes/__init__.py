@@ -1,0 +1,1 @@
+"""Tests of the service's routes, one module per router."""

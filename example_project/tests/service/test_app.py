@@ -1,0 +1,33 @@
+"""The app as assembled: what its middleware lets through, and what its start imports."""
+
+import subprocess
+import sys
+
+
+def test_cors_is_closed_by_default(client):
+    response = client.options(
+        "/predict",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_the_service_starts_without_pandas_or_mlflow(trained):
+    """A process that loads a model and answers imports neither: each costs seconds of
+    readiness, and the serving image need not carry them."""
+    script = f"""
+import sys
+from fastapi.testclient import TestClient
+from customer_churn.service.app import create_app, example_record, load
+from customer_churn.settings import Settings
+settings = Settings(_env_file=None, prediction_log=False, access_log=False)
+model = load({str(trained.export_dir)!r}, settings)
+with TestClient(create_app(settings, model)) as client:
+    assert client.post("/predict", json=example_record()).status_code == 200
+print(sorted(name for name in ("pandas", "mlflow") if name in sys.modules))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

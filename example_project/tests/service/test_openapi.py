@@ -1,0 +1,10 @@
+"""The OpenAPI document describes every feature of a record."""
+
+from customer_churn.contract import CONTRACT
+from tests.service.conftest import BOUNDED
+
+
+def test_openapi_documents_every_feature(client):
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["Record"]
+    assert set(schema["properties"]) == set(CONTRACT.feature_names)
+    assert schema["properties"][BOUNDED.name]["anyOf"][0]["maximum"] == BOUNDED.maximum
