@@ -36,7 +36,7 @@ SERVING_MODULES = {
                 "prediction_records", "rollout", "schemas", "scoring"],
     "service/routes": ["__init__", "admin", "metrics", "model_info", "predict", "probes"],
     "cli": ["serving"],
-}
+}  # fmt: skip
 SERVING_TESTS = {
     "service": ["__init__", "conftest", "test_app", "test_deps", "test_exception_handlers",
                 "test_fast_path", "test_fuzz", "test_guard", "test_holder", "test_logs",
