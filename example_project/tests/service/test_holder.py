@@ -1,13 +1,19 @@
 """The models served: loaded in the background, replaced only by one that loads and answers."""
 
+import json
 import shutil
 import socket
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from customer_churn.errors import ModelLoadError
+from customer_churn.registry.tracking import ALIAS
 from customer_churn.service.app import create_app
+from customer_churn.service.holder import ModelHolder, cached_export, load, registry_cache
+from customer_churn.service.metrics import Metrics
 from customer_churn.service.schemas import Record
 
 
@@ -73,3 +79,59 @@ def test_readiness_is_503_until_a_model_loads(settings, tmp_path):
             ).status_code
             == 503
         )
+
+
+def _registry(settings, tmp_path, monkeypatch) -> tuple[str, object]:
+    """A registry URI of the trained version, and settings whose cache lives in `tmp_path`;
+    the pull's own process reads the tracking URI from the environment."""
+    monkeypatch.setenv("CUSTOMER_CHURN_TRACKING_URI", settings.tracking_uri)
+    local = settings.model_copy(update={"models_dir": tmp_path / "models"})
+    return f"models:/{settings.registered_model_name}@{ALIAS}", local
+
+
+def test_a_registry_model_pulled_once_serves_at_once_from_disk(
+    trained, settings, tmp_path, monkeypatch
+):
+    uri, local = _registry(settings, tmp_path, monkeypatch)
+    first = load(uri, local, use_cache=True)  # nothing on disk yet: pulled
+    assert not first.from_cache and first.version == trained.model_version
+    assert cached_export(uri, local) == first.folder
+    # The registry away: the second start does not ask it, and serves the same version.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    monkeypatch.setenv("CUSTOMER_CHURN_TRACKING_URI", f"http://127.0.0.1:{closed}")
+    second = load(uri, local, use_cache=True)
+    assert second.from_cache and second.folder == first.folder
+    assert second.version == trained.model_version
+    # Asked behind the service's back, the registry out of reach changes nothing.
+    holder = ModelHolder(local, Metrics())
+    holder.install(second)
+    holder.refresh(second)
+    assert holder.champion is second
+    # A reload asks the registry, whatever is on disk.
+    with pytest.raises(ModelLoadError, match="cannot reach the tracking server"):
+        load(uri, local)
+
+
+def test_the_refresh_swaps_in_the_version_the_alias_names_now(
+    trained, settings, tmp_path, monkeypatch
+):
+    """Served from a pull of an older version, the service installs the newer one the
+    registry names now, through the same path as a reload."""
+    uri, local = _registry(settings, tmp_path, monkeypatch)
+    cache = registry_cache(uri, local)
+    older = cache / "version-0"
+    shutil.copytree(trained.export_dir, older)
+    manifest = json.loads((older / "serving.json").read_text()) | {"version": "0"}
+    (older / "serving.json").write_text(json.dumps(manifest))
+    (cache / "current").write_text(older.name)
+    served = load(uri, local, use_cache=True)
+    assert served.from_cache and served.version == "0"
+    holder = ModelHolder(local, Metrics())
+    holder.install(served)
+    holder.refresh(served)
+    assert holder.champion.version == trained.model_version
+    assert not holder.champion.from_cache
+    assert cached_export(uri, local).name == f"version-{trained.model_version}"
+    assert older.is_dir(), "the version before is kept (a service may still read it)"

@@ -24,7 +24,8 @@ def serve(
     if model_uri:
         settings = settings.model_copy(update={"model_uri": model_uri})
     configure_logging(settings.log_format)
-    model = load(settings.model_source, settings)  # fail here, clearly, before binding a port
+    # Fail here, clearly, before binding a port; a registry URI pulled before is served at once.
+    model = load(settings.model_source, settings, use_cache=True)
     uvicorn.run(
         create_app(settings, model),
         host=host or settings.host,

@@ -54,6 +54,7 @@ class ServingModel:
     backend: str
     reason: str = ""
     source: str = ""
+    from_cache: bool = False  # served from an earlier pull, the registry not asked yet
     _session: Any = field(default=None, repr=False)
     _pipeline: Any = field(default=None, repr=False)
     _explainer: Any = field(default=None, repr=False)  # built by explain.py on first use

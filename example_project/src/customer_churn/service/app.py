@@ -107,6 +107,7 @@ def lifespan(
     async def run(app: FastAPI) -> AsyncIterator[None]:
         scorer.start()
         models.start_loading()
+        models.start_refresh()
         tasks = [asyncio.create_task(task()) for task in background]
         try:
             yield

@@ -4,17 +4,20 @@ replacing them on request."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
+import shutil
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import ModelLoadError
-from ..registry.artifact import REGISTRY_SCHEMES, ServingModel, load_serving_model
+from ..registry.artifact import MANIFEST, REGISTRY_SCHEMES, ServingModel, load_serving_model
 from ..settings import Settings
 from .metrics import Metrics
 from .rollout import CHALLENGER, CHAMPION
@@ -27,27 +30,81 @@ class ReloadRefused(Exception):
     """A model given for a reload did not load or answer: the current one stays."""
 
 
-def fetch(source: str, settings: Settings) -> Path:
-    """A local export folder for `source`; registry URIs are pulled by a separate process,
-    so that this one never imports MLflow."""
+CURRENT = "current"  # the file naming the version a registry URI was last pulled at
+KEPT_VERSIONS = 2  # pulled versions kept per registry URI: the current one and the one before
+
+
+def registry_cache(source: str, settings: Settings) -> Path:
+    """Where the versions pulled for a registry URI are kept, one folder each."""
+    return settings.models_dir / "registry" / re.sub(r"[^A-Za-z0-9_.-]+", "_", source)
+
+
+def cached_export(source: str, settings: Settings) -> Path | None:
+    """The export last pulled for a registry URI, if it is still complete on disk."""
+    pointer = registry_cache(source, settings) / CURRENT
+    if not pointer.is_file():
+        return None
+    folder = pointer.parent / pointer.read_text().strip()
+    return folder if (folder / MANIFEST).is_file() else None
+
+
+def pull(source: str, settings: Settings) -> Path:
+    """Pull a registry URI's export in a separate process, so that this one never imports
+    MLflow, into a folder of its version; point the cache at it and drop older versions."""
+    cache = registry_cache(source, settings)
+    cache.mkdir(parents=True, exist_ok=True)
+    incoming = cache / f".incoming-{uuid.uuid4().hex}"
+    command = [sys.executable, "-m", __package__.split(".")[0], "pull", source, str(incoming)]
+    try:  # this interpreter and package; the URI is one argument, never seen by a shell
+        result = subprocess.run(  # noqa: S603
+            command, capture_output=True, text=True, timeout=600, check=False
+        )
+        if result.returncode != 0:
+            lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+            raise ModelLoadError(f"cannot pull '{source}': {lines[-1]}")
+        version = json.loads((incoming / MANIFEST).read_text()).get("version") or "unversioned"
+        folder = cache / f"version-{version}"
+        if not (folder / MANIFEST).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            incoming.rename(folder)
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
+    pointer = cache / f".{CURRENT}-{uuid.uuid4().hex}"
+    pointer.write_text(folder.name)
+    pointer.replace(cache / CURRENT)  # atomic: a reader sees the old version or the new one
+    versions = sorted(cache.glob("version-*"), key=lambda path: path.stat().st_mtime)
+    for old in [path for path in versions if path != folder][: -KEPT_VERSIONS + 1 or None]:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def fetch(source: str, settings: Settings, use_cache: bool = False) -> tuple[Path, bool]:
+    """A local export folder for `source`, and whether it is an earlier pull: registry URIs are
+    pulled, unless `use_cache` and a pull of it is on disk already."""
     if not source.startswith(REGISTRY_SCHEMES):
-        return Path(source)
-    destination = settings.models_dir / "registry" / re.sub(r"[^A-Za-z0-9_.-]+", "_", source)
-    command = [sys.executable, "-m", __package__.split(".")[0], "pull", source, str(destination)]
-    # This interpreter and package; the URI is one argument, never seen by a shell.
-    result = subprocess.run(  # noqa: S603
-        command, capture_output=True, text=True, timeout=600, check=False
-    )
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
-        raise ModelLoadError(f"cannot pull '{source}': {lines[-1]}")
-    return destination
+        return Path(source), False
+    if use_cache and (folder := cached_export(source, settings)) is not None:
+        return folder, True
+    return pull(source, settings), False
 
 
-def load(source: str, settings: Settings) -> ServingModel:
-    """Fetch and load a model, then prove it answers the contract's example record."""
-    model = load_serving_model(fetch(source, settings), settings.serving_backend)
-    model.source = source
+def load(source: str, settings: Settings, use_cache: bool = False) -> ServingModel:
+    """Fetch and load a model, then prove it answers the contract's example record.
+
+    With `use_cache`, a registry URI pulled before loads from disk at once (the service is
+    ready in about a second instead of the ten an MLflow import costs); `ModelHolder.refresh`
+    then asks the registry whether the alias moved.
+    """
+    folder, cached = fetch(source, settings, use_cache)
+    return load_folder(folder, source, settings, cached)
+
+
+def load_folder(
+    folder: Path, source: str, settings: Settings, cached: bool = False
+) -> ServingModel:
+    """Load the export in `folder` (fetched for `source`) and prove it answers."""
+    model = load_serving_model(folder, settings.serving_backend)
+    model.source, model.from_cache = source, cached
     model.predict_records([example_record()])
     return model
 
@@ -104,10 +161,34 @@ class ModelHolder:
                 target=self._load_in_background, args=(champion, challenger), daemon=True
             ).start()
 
+    def start_refresh(self) -> None:
+        """When the champion came from an earlier pull, ask the registry on a thread of its own
+        whether the alias moved since, and swap the new version in if it did."""
+        if self.champion is not None and self.champion.from_cache:
+            threading.Thread(target=self.refresh, args=(self.champion,), daemon=True).start()
+
+    def refresh(self, served: ServingModel) -> None:
+        """Pull `served`'s source again; install what it names now if that is another version
+        and no reload replaced `served` meanwhile. A registry out of reach changes nothing."""
+        try:
+            folder, _ = fetch(served.source, self.settings)
+            if folder == served.folder:
+                log.info(
+                    "the registry still names version %s for %s", served.version, served.source
+                )
+                return
+            candidate = load_folder(folder, served.source, self.settings)
+        except Exception as error:
+            log.warning("serving version %s from an earlier pull: %s", served.version, error)
+            return
+        if self.champion is served:
+            self.install(candidate)
+
     def _load_in_background(self, champion: bool, challenger: bool) -> None:
         if champion:
             try:
-                self.install(load(self.settings.model_source, self.settings))
+                self.install(load(self.settings.model_source, self.settings, use_cache=True))
+                self.start_refresh()
             except Exception as error:
                 self.load_error = str(error)
                 log.error("the model could not be loaded: %s", error)
