@@ -139,7 +139,8 @@ class Stages:
         self.seconds: dict[str, float] = {}
 
     def run(self, name: str, command: list[str], project: Path, env: dict) -> None:
-        print(f"==> {name}: {' '.join(command)}", flush=True)
+        shown = " ".join([Path(command[0]).name, *command[1:]])
+        print(f"==> {name}: {shown}", flush=True)
         started = time.monotonic()
         subprocess.run(command, cwd=project, env=env, check=True)
         self.seconds[name] = time.monotonic() - started
@@ -184,10 +185,14 @@ def demo(destination: Path | None = None) -> None:
     port = free_port()
     env = project_env(answers["python_version"])
     env[f"{answers['package_name'].upper()}_PORT"] = str(port)
-    for target in ("install", "validate", "train", "promote"):
-        stages.run(target, ["make", target], project, env)
-    command = [tool("uv"), "run", "--frozen", answers["package_name"], "serve"]
-    print(f"==> serve: {' '.join(command[1:])} on :{port}", flush=True)
+    stages.run("install", ["make", "install"], project, env)
+    # The recipes of `make validate`, `make train` and `make promote`, one at a time (make's
+    # own chain would validate twice: `train` depends on `validate`).
+    uv_run = [tool("uv"), "run", "--frozen", answers["package_name"]]
+    for step in ("validate", "train", "promote"):
+        stages.run(step, [*uv_run, step], project, env)
+    command = [*uv_run, "serve"]
+    print(f"==> serve: uv {' '.join(command[1:])} on :{port}", flush=True)
     server = subprocess.Popen(command, cwd=project, env=env, start_new_session=True)
     try:
         stages.seconds["serve (until ready)"] = wait_until_answers(

@@ -94,7 +94,8 @@ def test_make_demo_serves_a_prediction():
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    assert "==> train: make train" in output and '"predictions"' in output
+    assert "==> train: uv run --frozen customer_churn train" in output
+    assert '"predictions"' in output
     assert not re.search(r"^make(\[\d+\])?: \*\*\*", output, re.MULTILINE), "a make error line"
     shown = next(
         text for commands, text in course_steps("quickstart.md") if commands == ["make demo"]
