@@ -17,7 +17,8 @@ MODULES = {
          "settings", "synthetic"],
     "data": ["__init__", "ingest", "validate"],
     "modeling": ["__init__", "evaluate", "explain", "fit", "model_card", "segments"],
-    "registry": ["__init__", "artifact", "export", "profile", "promote", "receipt", "tracking"],
+    "registry": ["__init__", "artifact", "cache", "export", "profile", "promote", "receipt",
+                 "tracking"],
     "jobs": ["__init__", "evaluate", "predict", "reproduce", "train"],
     "cli": ["__init__", "data", "prediction", "shared", "training"],
 }  # fmt: skip

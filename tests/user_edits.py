@@ -151,7 +151,7 @@ def assert_user_edits(project: Path) -> None:
     assert "senior" in (project / "data" / "customers.csv").read_text().splitlines()[0]
     assert "def test_senior_follows_age" in (project / USER_TEST).read_text()
     readme = (project / "README.md").read_text()
-    assert README_NOTE in readme and readme.endswith(README_END_NOTE)
+    assert README_NOTE in readme and README_END_NOTE in readme
     assert "def long_standing_monthly" in (source / USER_MODULE).read_text()
     assert "def test_the_weekly_list" in (project / USER_MODULE_TEST).read_text()
 
