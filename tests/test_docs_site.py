@@ -143,7 +143,7 @@ def test_rendered_project_docs_build_strict(workspace, answers_of):
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     api = (project / "site" / "api" / "index.html").read_text()
     package = answers["package_name"]
-    for documented in (f"{package}.contract", f"{package}.train", "build_estimator"):
+    for documented in (f"{package}.contract", f"{package}.jobs.train", "build_estimator"):
         assert documented in api, documented
     card = (project / "site" / "model-card" / "index.html").read_text()
     assert "INTENDED_USE" in card and "Receipt" in card
