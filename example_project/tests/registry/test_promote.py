@@ -11,6 +11,7 @@ from customer_churn.errors import ProjectError, TrackingError
 from customer_churn.jobs.reproduce import reproduce
 from customer_churn.jobs.train import train
 from customer_churn.modeling.evaluate import LOWER_IS_BETTER, PRIMARY_METRIC
+from customer_churn.registry.cache import cached_export
 from customer_churn.registry.promote import CHAMPION, judge, promote
 from customer_churn.synthetic import generate
 from tests.conftest import make_settings
@@ -21,10 +22,14 @@ BETTER = -1.0 if PRIMARY_METRIC in LOWER_IS_BETTER else 1.0
 def test_the_gate_promotes_the_first_model_and_refuses_a_worse_one(tmp_path):
     # A 100-row holdout is too small to judge segments: no gap limit here.
     settings = make_settings(tmp_path, cv_folds=2, promotion_thresholds={}, max_segment_gap=None)
+    champion_uri = f"models:/{settings.registered_model_name}@{CHAMPION}"
+    settings = settings.model_copy(update={"model_uri": champion_uri})  # what `serve` loads
     write_table(generate(500, seed=3), settings.data_path)
     assert train(settings).model_version == "1"
     first = promote(settings)
     assert first.promoted and first.challenger == "1" and first.champion is None
+    # The export on disk is the champion's: it is where a pull would put it, for `serve`.
+    assert cached_export(champion_uri, settings).name == "version-1"
 
     # The same rows with the target shuffled: a model that learned nothing.
     shuffled = generate(500, seed=3)
@@ -42,6 +47,7 @@ def test_the_gate_promotes_the_first_model_and_refuses_a_worse_one(tmp_path):
     client = MlflowClient(settings.tracking_uri)
     name = settings.registered_model_name
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "1"
+    assert cached_export(champion_uri, settings).name == "version-1"  # not the refused one
     for number in ("1", "2"):
         tags = client.get_model_version(name, number).tags
         assert tags["promotion.decision"] == "refused"

@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from customer_churn.errors import ModelLoadError
+from customer_churn.registry.cache import cached_export, registry_cache
 from customer_churn.registry.tracking import ALIAS
 from customer_churn.service.app import create_app
-from customer_churn.service.holder import ModelHolder, cached_export, load, registry_cache
+from customer_churn.service.holder import ModelHolder, load
 from customer_churn.service.metrics import Metrics
 from customer_churn.service.schemas import Record
 

@@ -21,6 +21,7 @@ from ..errors import ProjectError
 from ..modeling.evaluate import LOWER_IS_BETTER, PRIMARY_METRIC, compute_metrics
 from ..modeling.segments import GAP_METRIC, report_for
 from ..settings import Settings
+from .cache import seed
 from .profile import PROFILE_METRICS
 from .tracking import configure_tracking
 
@@ -121,6 +122,7 @@ def promote(settings: Settings) -> Decision:
     except MlflowException:
         champion = None
     if champion is not None and str(champion.version) == str(challenger.version):
+        seed_serving_cache(settings, str(champion.version))
         return Decision(True, str(challenger.version), str(champion.version), ["already champion"])
 
     _, holdout = split(validate(load_table(settings.data_path)), settings.test_size, settings.seed)
@@ -147,7 +149,16 @@ def promote(settings: Settings) -> Decision:
     _record(client, name, decision)
     if decision.promoted:
         client.set_registered_model_alias(name, CHAMPION, challenger.version)
+        seed_serving_cache(settings, str(challenger.version))
     return decision
+
+
+def seed_serving_cache(settings: Settings, version: str) -> None:
+    """When the service loads `@champion` and training's export on disk is that version, put
+    it where a pull would: the next start of the service serves it without a download."""
+    source = f"models:/{settings.registered_model_name}@{CHAMPION}"
+    if settings.model_source == source:
+        seed(source, settings.export_dir, version, settings)
 
 
 def _record(client, name: str, decision: Decision) -> None:

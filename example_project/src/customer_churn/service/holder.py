@@ -4,20 +4,18 @@ replacing them on request."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import shutil
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import ModelLoadError
-from ..registry.artifact import MANIFEST, REGISTRY_SCHEMES, ServingModel, load_serving_model
+from ..registry.artifact import REGISTRY_SCHEMES, ServingModel, load_serving_model
+from ..registry.cache import cached_export, incoming_folder, store
 from ..settings import Settings
 from .metrics import Metrics
 from .rollout import CHALLENGER, CHAMPION
@@ -30,30 +28,10 @@ class ReloadRefused(Exception):
     """A model given for a reload did not load or answer: the current one stays."""
 
 
-CURRENT = "current"  # the file naming the version a registry URI was last pulled at
-KEPT_VERSIONS = 2  # pulled versions kept per registry URI: the current one and the one before
-
-
-def registry_cache(source: str, settings: Settings) -> Path:
-    """Where the versions pulled for a registry URI are kept, one folder each."""
-    return settings.models_dir / "registry" / re.sub(r"[^A-Za-z0-9_.-]+", "_", source)
-
-
-def cached_export(source: str, settings: Settings) -> Path | None:
-    """The export last pulled for a registry URI, if it is still complete on disk."""
-    pointer = registry_cache(source, settings) / CURRENT
-    if not pointer.is_file():
-        return None
-    folder = pointer.parent / pointer.read_text().strip()
-    return folder if (folder / MANIFEST).is_file() else None
-
-
 def pull(source: str, settings: Settings) -> Path:
-    """Pull a registry URI's export in a separate process, so that this one never imports
-    MLflow, into a folder of its version; point the cache at it and drop older versions."""
-    cache = registry_cache(source, settings)
-    cache.mkdir(parents=True, exist_ok=True)
-    incoming = cache / f".incoming-{uuid.uuid4().hex}"
+    """Pull a registry URI's export into the cache, in a separate process, so that this one
+    never imports MLflow; the folder of the version it names now."""
+    incoming = incoming_folder(source, settings)
     command = [sys.executable, "-m", __package__.split(".")[0], "pull", source, str(incoming)]
     try:  # this interpreter and package; the URI is one argument, never seen by a shell
         result = subprocess.run(  # noqa: S603
@@ -62,20 +40,9 @@ def pull(source: str, settings: Settings) -> Path:
         if result.returncode != 0:
             lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
             raise ModelLoadError(f"cannot pull '{source}': {lines[-1]}")
-        version = json.loads((incoming / MANIFEST).read_text()).get("version") or "unversioned"
-        folder = cache / f"version-{version}"
-        if not (folder / MANIFEST).is_file():
-            shutil.rmtree(folder, ignore_errors=True)
-            incoming.rename(folder)
+        return store(incoming)
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
-    pointer = cache / f".{CURRENT}-{uuid.uuid4().hex}"
-    pointer.write_text(folder.name)
-    pointer.replace(cache / CURRENT)  # atomic: a reader sees the old version or the new one
-    versions = sorted(cache.glob("version-*"), key=lambda path: path.stat().st_mtime)
-    for old in [path for path in versions if path != folder][: -KEPT_VERSIONS + 1 or None]:
-        shutil.rmtree(old, ignore_errors=True)
-    return folder
 
 
 def fetch(source: str, settings: Settings, use_cache: bool = False) -> tuple[Path, bool]:
