@@ -49,8 +49,8 @@ DATAFRAME_APP = """
 import pandas as pd
 from fastapi import FastAPI
 from {package}.contract import CONTRACT
-from {package}.runtime import load_pipeline
-from {package}.serve import Record
+from {package}.registry.artifact import load_pipeline
+from {package}.service.schemas import Record
 from pathlib import Path
 
 pipeline = load_pipeline(Path("models/model"))
@@ -69,7 +69,7 @@ def predict(record: Record):
 
 BARE_APP = """
 from fastapi import FastAPI
-from {package}.serve import Record
+from {package}.service.schemas import Record
 
 app = FastAPI()
 
