@@ -43,10 +43,13 @@ def _feature_column(feature: Numeric | Categorical) -> pa.Column:
 
 
 def _target_column() -> pa.Column:
+    """Rows without a target pass: training skips them and says how many (see fit.py)."""
     target = CONTRACT.target
     if target.kind == "classification":
-        return pa.Column(int, pa.Check.isin(target.classes), coerce=True)
-    return pa.Column(float, _bounds(target.minimum, target.maximum), coerce=True)
+        labels = str if target.text_labels else "Int64"
+        return pa.Column(labels, pa.Check.isin(target.classes), coerce=True, nullable=True)
+    bounds = _bounds(target.minimum, target.maximum)
+    return pa.Column(float, bounds, coerce=True, nullable=True)
 
 
 def build_schema(require_target: bool = True) -> pa.DataFrameSchema:

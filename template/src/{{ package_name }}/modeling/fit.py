@@ -3,6 +3,7 @@ holdout. Preprocessing is fitted inside the pipeline, on the training split only
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from sklearn.model_selection import cross_validate
 from ..contract import CONTRACT
 from ..data.ingest import load_table, split
 from ..data.validate import validate
+from ..errors import DataError
 from ..features import build_pipeline, features_of
 from ..settings import Settings
 from . import evaluate
@@ -28,12 +30,42 @@ class Fitted:
     segments: SegmentReport
 
 
+def labelled(frame: pd.DataFrame, on_step: Callable[[str], None]) -> pd.DataFrame:
+    """The rows that have a target, the others skipped and counted; integer labels as int64."""
+    name = CONTRACT.target.name
+    known = frame[name].notna()
+    if not known.all():
+        on_step(f"Skipping {int((~known).sum())} rows without a value of '{name}'")
+    frame = frame[known].reset_index(drop=True)
+    if CONTRACT.target.kind == "classification" and not CONTRACT.target.text_labels:
+        frame[name] = frame[name].astype("int64")
+    return frame
+
+
+def check_classes(frame: pd.DataFrame, settings: Settings) -> None:
+    """Refuse, in one line, labels training cannot learn: a declared class with too few rows
+    for the stratified split and folds, or a single class."""
+    if CONTRACT.target.kind != "classification":
+        return
+    name = CONTRACT.target.name
+    counts = frame[name].value_counts().reindex(list(CONTRACT.target.classes), fill_value=0)
+    needed = math.ceil(settings.cv_folds / (1 - settings.test_size)) + 1
+    for label, count in counts.items():
+        if count < needed:
+            raise DataError(
+                f"class {label!r} of '{name}' has {count} labelled rows: a holdout of "
+                f"{settings.test_size:g} and {settings.cv_folds} folds need at least {needed} "
+                "(add rows, merge the class into another, or remove it from the contract)"
+            )
+
+
 def fit_and_evaluate(
     settings: Settings, estimator, on_step: Callable[[str], None] = lambda _: None
 ) -> Fitted:
     """Validate and split the data, cross-validate, fit on the training split, score the holdout."""
     on_step(f"Loading and validating {settings.data_path}")
-    frame = validate(load_table(settings.data_path))
+    frame = labelled(validate(load_table(settings.data_path)), on_step)
+    check_classes(frame, settings)
     train_frame, test_frame = split(frame, settings.test_size, settings.seed)
     x_train, y_train = features_of(train_frame), train_frame[CONTRACT.target.name]
     pipeline = build_pipeline(estimator)
