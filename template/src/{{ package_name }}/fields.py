@@ -60,8 +60,9 @@ Feature = Numeric | Categorical
 class Target:
     """What the model predicts: class labels for classification, a number for regression.
 
-    Class labels are whole numbers or strings (not a mix), listed in the order the model
-    reports them; with two classes the last one is the positive class.
+    Class labels are whole numbers or strings (not a mix), in any order. The model reports
+    them sorted (`labels`): its probabilities come in that order, and with two classes the
+    greater label (1, or "yes" before "no") is the positive class.
     """
 
     name: str
@@ -79,6 +80,18 @@ class Target:
     @property
     def multiclass(self) -> bool:
         return self.kind == "classification" and len(self.classes) > 2
+
+    @property
+    def labels(self) -> list[int] | list[str]:
+        """The classes in the model's order (sorted)."""
+        return sorted(self.classes)
+
+    @property
+    def positive(self) -> int | str | None:
+        """The positive class of a binary target (the greater label); None otherwise."""
+        if self.kind != "classification" or self.multiclass:
+            return None
+        return self.labels[-1]
 
 
 @dataclass(frozen=True)

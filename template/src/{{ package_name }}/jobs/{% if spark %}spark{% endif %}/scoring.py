@@ -36,6 +36,7 @@ from ...registry.artifact import (
     ONNX_FILE,
     PIPELINE_FILE,
     REGISTRY_SCHEMES,
+    headline,
     load_serving_model,
 )
 from ...settings import Settings
@@ -53,7 +54,9 @@ def prediction_type():
     if CONTRACT.target.kind == "classification":
         return T.StructType(
             [
-                T.StructField("prediction", T.LongType()),
+                T.StructField(
+                    "prediction", T.StringType() if CONTRACT.target.text_labels else T.LongType()
+                ),
                 T.StructField("probability", T.DoubleType()),
             ]
         )
@@ -104,8 +107,8 @@ def scoring_udf(spark: SparkSession, folder: Path, backend: str):
                 columns[name] = texts.to_numpy(dtype=object).reshape(-1, 1)
             predictions, probabilities = model.predict(columns)
             result = pd.DataFrame({"prediction": predictions})
-            if probabilities is not None:
-                result["probability"] = probabilities
+            if probabilities is not None:  # the positive (or predicted) class's
+                result["probability"] = headline(probabilities)
             yield result
 
     return pandas_udf(score, prediction_type())
