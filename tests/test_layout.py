@@ -7,12 +7,14 @@ is free to change in their project and the template is not.
 """
 
 import ast
+import hashlib
 import re
 from pathlib import Path
 
 import pytest
 
 from answer_sets import ANSWER_SETS
+from harness import ROOT
 
 MODULE_LINES = 250
 FUNCTION_LINES = 60
@@ -91,3 +93,20 @@ def test_the_readme_maps_every_module_in_the_order_data_flows(rendered, name):
 
     stages = [stage(row) for row in rows]
     assert stages == sorted(stages), f"rows out of the flow's order: {rows}"
+
+
+def test_contract_init_recognizes_the_shipped_example_contracts():
+    """`contract init` replaces an untouched example contract without --force: it knows each
+    one by the sha256 listed in data/contract_file.py, which must follow edits of the examples
+    (they are not Jinja templates, so the rendered text is the file's)."""
+    package = ROOT / "template" / "src" / "{{ package_name }}"
+    source = (package / "data" / "contract_file.py").read_text()
+    (listed,) = [
+        ast.literal_eval(node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "EXAMPLES"
+    ]
+    examples = sorted(package.glob("*contract.py{% endif %}"))
+    assert len(examples) == 2
+    digests = {hashlib.sha256(path.read_bytes()).hexdigest() for path in examples}
+    assert digests <= listed, "update EXAMPLES in data/contract_file.py to the examples' sha256"
