@@ -202,6 +202,8 @@ def segment_figures(report: SegmentReport) -> dict[str, Figure]:
     import matplotlib.pyplot as plt
 
     figures = {}
+    if report.table.empty:  # the contract marks no segment
+        return figures
     for name, table in report.table.groupby("feature", sort=False):
         labels = [
             f"{value}\n({rows} rows)"
