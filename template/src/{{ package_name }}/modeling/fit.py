@@ -32,7 +32,7 @@ class Fitted:
     segments: SegmentReport
 
 
-def labelled(frame: pd.DataFrame, on_step: Callable[[str], None]) -> pd.DataFrame:
+def labelled(frame: pd.DataFrame, on_step: Callable[[str], None] = lambda _: None) -> pd.DataFrame:
     """The rows that have a target, the others skipped and counted; integer labels as int64."""
     name = CONTRACT.target.name
     known = frame[name].notna()
@@ -42,6 +42,16 @@ def labelled(frame: pd.DataFrame, on_step: Callable[[str], None]) -> pd.DataFram
     if CONTRACT.target.kind == "classification" and not CONTRACT.target.text_labels:
         frame[name] = frame[name].astype("int64")
     return frame
+
+
+def labelled_split(
+    settings: Settings, on_step: Callable[[str], None] = lambda _: None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The validated, labelled rows of `data_path`, split into training rows and the holdout
+    (the same split for every job that rebuilds it: same seed and size)."""
+    frame = labelled(validate(load_table(settings.data_path)), on_step)
+    check_classes(frame, settings)
+    return split(frame, settings.test_size, settings.seed)
 
 
 def check_classes(frame: pd.DataFrame, settings: Settings) -> None:
@@ -77,10 +87,8 @@ def fit_and_evaluate(
 ) -> Fitted:
     """Validate and split the data, cross-validate, fit on the training split, score the holdout."""
     on_step(f"Loading and validating {settings.data_path}")
-    frame = labelled(validate(load_table(settings.data_path)), on_step)
-    check_classes(frame, settings)
-    train_frame, test_frame = split(frame, settings.test_size, settings.seed)
-    with training_threads(len(frame)):
+    train_frame, test_frame = labelled_split(settings, on_step)
+    with training_threads(len(train_frame) + len(test_frame)):
         return _fit(settings, build_pipeline(estimator), train_frame, test_frame, on_step)
 
 
