@@ -14,7 +14,7 @@ from harness import tool
 # The package's modules by stage folder ("" is the top level), and the tests that mirror them.
 MODULES = {
     "": ["__init__", "__main__", "card", "contract", "errors", "features", "fields", "model",
-         "settings", "synthetic"],
+         "sampling", "settings", "synthetic"],
     "data": ["__init__", "ingest", "validate"],
     "modeling": ["__init__", "evaluate", "explain", "fit", "model_card", "segments"],
     "registry": ["__init__", "artifact", "cache", "export", "profile", "promote", "receipt",
@@ -24,7 +24,7 @@ MODULES = {
 }  # fmt: skip
 TESTS = {
     "": ["__init__", "conftest", "test_cli", "test_contract", "test_end_to_end", "test_features",
-         "test_layout", "test_settings"],
+         "test_layout", "test_sampling", "test_settings"],
     "data": ["__init__", "test_ingest", "test_validate"],
     "modeling": ["__init__", "test_evaluate"],
     "registry": ["__init__", "test_export", "test_promote"],
