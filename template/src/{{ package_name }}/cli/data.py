@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from ..settings import ENV_PREFIX
 from .shared import console, load_settings
 
 if TYPE_CHECKING:  # the data modules import pandas: only the commands that need them do
@@ -72,6 +73,23 @@ def init(
     drafted = draft(load_table(path), target, kind, identifier=identifier, drop=tuple(drop or ()))
     written = write(render(drafted, path.name), output or Path(current.__file__), force=force)
     _summarize(drafted, written)
+    if output is None:
+        use_data_path(path)
+
+
+def use_data_path(path: Path, env_file: Path = Path(".env")) -> None:
+    """Point the project's `data_path` at `path` in the .env file (its other lines kept),
+    unless the settings already name that file."""
+    if load_settings().data_path.resolve() == path.resolve():
+        return
+    key = f"{ENV_PREFIX}DATA_PATH"
+    lines = env_file.read_text().splitlines() if env_file.is_file() else []
+    lines = [line for line in lines if not line.strip().startswith(f"{key}=")]
+    lines.append(f"{key}={path}")
+    temporary = env_file.with_name(f".{env_file.name}.tmp")
+    temporary.write_text("\n".join(lines) + "\n")
+    temporary.replace(env_file)
+    console.print(f"  {env_file}: {key}={path} (the data every command reads)")
 
 
 def _summarize(drafted: "Draft", written: Path) -> None:

@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..registry.artifact import headline
-
 if TYPE_CHECKING:
     from ..registry.artifact import ServingModel
     from .metrics import Metrics
@@ -118,7 +116,6 @@ class ShadowScorer:
                 log.exception("the challenger failed in shadow (%d failures)", self._failures)
             return
         seconds_per_record = (time.perf_counter() - started) / len(records)
-        shares = headline(probabilities)
         for outcome in outcomes:
             self.metrics.count_variant_prediction(outcome, CHALLENGER)
         start = 0
@@ -134,7 +131,7 @@ class ShadowScorer:
                     seconds * 1000,
                     inputs,
                     predictions[start:end],
-                    None if shares is None else shares[start:end],
+                    None if probabilities is None else probabilities[start:end],
                     variant=CHALLENGER,
                     shadow=True,
                 )
