@@ -4,6 +4,7 @@ which built file a page becomes."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -32,3 +33,18 @@ def page_html(site: Path, page: str) -> Path:
     if page == "index.md":
         return site / "index.html"
     return site / page.removesuffix(".md") / "index.html"
+
+
+COMMAND_BLOCK = re.compile(r"^ *```bash\n(.*?)^ *```", re.MULTILINE | re.DOTALL)
+
+
+def documented_commands(page: str) -> list[str]:
+    """Every command in the page's bash blocks: one a line, comments dropped, `cd` left out
+    (it only says where the next commands run)."""
+    commands = []
+    for block in COMMAND_BLOCK.findall((DOCS / page).read_text()):
+        for line in block.splitlines():
+            command = re.sub(r"\s+#.*$", "", line).strip()
+            if command and not command.startswith(("#", "cd ")):
+                commands.append(command)
+    return commands

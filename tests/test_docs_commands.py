@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from docs_site import DOCS
+from docs_site import DOCS, documented_commands
 from harness import (
     ROOT,
     project_env,
@@ -23,21 +23,6 @@ from harness import (
     wait_until_answers,
     working_tree_repository,
 )
-
-COMMAND_BLOCK = re.compile(r"^ *```bash\n(.*?)^ *```", re.MULTILINE | re.DOTALL)
-
-
-def documented_commands(page: str) -> list[str]:
-    """Every command in the page's bash blocks: one a line, comments dropped, `cd` left out
-    (it only says where the next commands run)."""
-    commands = []
-    for block in COMMAND_BLOCK.findall((DOCS / page).read_text()):
-        for line in block.splitlines():
-            command = re.sub(r"\s+#.*$", "", line).strip()
-            if command and not command.startswith(("#", "cd ")):
-                commands.append(command)
-    return commands
-
 
 # Where each quickstart command is run. An entry is `FILE` (the file runs it) or
 # `FILE::FUNCTION` (that function runs it); the command must appear in its source.
