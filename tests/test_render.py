@@ -15,7 +15,7 @@ from harness import tool
 MODULES = {
     "": ["__init__", "__main__", "card", "contract", "errors", "features", "fields", "model",
          "sampling", "settings", "synthetic"],
-    "data": ["__init__", "ingest", "validate"],
+    "data": ["__init__", "contract_file", "infer", "ingest", "validate"],
     "modeling": ["__init__", "evaluate", "explain", "fit", "model_card", "segments"],
     "registry": ["__init__", "artifact", "cache", "export", "profile", "promote", "receipt",
                  "tracking"],
@@ -25,7 +25,7 @@ MODULES = {
 TESTS = {
     "": ["__init__", "conftest", "test_cli", "test_contract", "test_end_to_end", "test_features",
          "test_layout", "test_sampling", "test_settings"],
-    "data": ["__init__", "test_ingest", "test_validate"],
+    "data": ["__init__", "test_infer", "test_ingest", "test_validate"],
     "modeling": ["__init__", "test_evaluate"],
     "registry": ["__init__", "test_export", "test_promote"],
     "jobs": ["__init__", "test_predict", "test_train"],

@@ -81,6 +81,8 @@ def class_columns(probabilities) -> np.ndarray:
     probabilities = np.asarray(probabilities, dtype=float)
     if probabilities.ndim == 1 and not CONTRACT.target.multiclass:
         return np.column_stack([1 - probabilities, probabilities])
+    if probabilities.ndim == 2:  # rows the prediction log rounded sum to 1 only nearly
+        return probabilities / probabilities.sum(axis=1, keepdims=True)
     return probabilities
 
 

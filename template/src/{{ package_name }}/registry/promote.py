@@ -112,19 +112,11 @@ def promote(settings: Settings) -> Decision:
     """Judge the newest version against the champion; move the alias if it wins."""
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     configure_tracking(settings)
     client = MlflowClient()
     name = settings.registered_model_name
-    versions = client.search_model_versions(f"name = '{name}'")
-    if not versions:
-        raise ProjectError(f"no version of '{name}' is registered: run the train command first")
-    challenger = max(versions, key=lambda v: int(v.version))
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        champion = None
+    challenger, champion = _contenders(client, name)
     if champion is not None and str(champion.version) == str(challenger.version):
         seed_serving_cache(settings, str(champion.version))
         return Decision(True, str(challenger.version), str(champion.version), ["already champion"])
@@ -184,6 +176,20 @@ def same_contract(model_version, pipeline) -> bool:
     if classes is not None and classes.tolist() != CONTRACT.target.labels:
         return False
     return fitted == CONTRACT.feature_names
+
+
+def _contenders(client, name: str):
+    """The newest registered version and the current champion (None without one)."""
+    from mlflow.exceptions import MlflowException
+
+    versions = client.search_model_versions(f"name = '{name}'")
+    if not versions:
+        raise ProjectError(f"no version of '{name}' is registered: run the train command first")
+    challenger = max(versions, key=lambda v: int(v.version))
+    try:
+        return challenger, client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return challenger, None
 
 
 def seed_serving_cache(settings: Settings, version: str) -> None:
