@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -11,6 +12,7 @@ from customer_churn.cli import app
 from customer_churn.contract import CONTRACT
 from customer_churn.data.ingest import load_table
 from customer_churn.settings import ENV_PREFIX
+from tests.conftest import example_only
 
 runner = CliRunner()
 
@@ -24,6 +26,7 @@ def env(settings, monkeypatch):
     monkeypatch.setenv("CUSTOMER_CHURN_MODEL_URI", settings.model_uri)
 
 
+@example_only
 def test_data_then_validate(tmp_path, env):
     target = tmp_path / "generated.parquet"
     result = runner.invoke(app, ["data", "--rows", "25", "--seed", "3", "--output", str(target)])
@@ -31,6 +34,32 @@ def test_data_then_validate(tmp_path, env):
     assert len(load_table(target)) == 25
     result = runner.invoke(app, ["validate", str(target)])
     assert result.exit_code == 0 and "25 rows follow the feature contract" in result.output
+
+
+def test_contract_init_writes_a_contract_and_keeps_an_edited_one(tmp_path):
+    rows = {"age": [30, 41, None, 25] * 5, "plan": ["a", "b", "c", "a"] * 5, "y": [0, 1] * 10}
+    source = tmp_path / "rows.csv"
+    pd.DataFrame(rows).to_csv(source, index=False)
+    output = tmp_path / "contract.py"
+    command = ["contract", "init", str(source), "--target", "y", "--output", str(output)]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "numeric (1): age" in result.output and "classes 0, 1" in result.output
+    assert "TODO: describe" in result.output and "make run" in result.output
+    output.write_text(output.read_text().replace("TODO: describe age", "Age in years"))
+    result = runner.invoke(app, command)
+    assert result.exit_code != 0 and "Age in years" in output.read_text()
+    assert runner.invoke(app, [*command, "--force"]).exit_code == 0
+    assert "Age in years" not in output.read_text()
+
+
+def test_contract_init_refusals_are_one_line_each(tmp_path):
+    source = tmp_path / "rows.csv"
+    source.write_text("when,same,y\n2024-01-02,1,0\n2024-02-03,1,1\n2024-03-04,1,0\n")
+    result = _run("contract", "init", str(source), "--target", "y", "--output", str(source))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "'when' holds dates" in result.stderr and "'same' holds one value" in result.stderr
+    assert source.read_text().startswith("when,"), "nothing is written"
 
 
 def test_predict_command(trained, sample, tmp_path, env):

@@ -5,11 +5,11 @@ import numpy as np
 from customer_churn.contract import CONTRACT
 from customer_churn.data.validate import validate
 from customer_churn.features import build_preprocessor, features_of
-from customer_churn.synthetic import generate
+from customer_churn.sampling import sample_rows
 
 
 def test_output_columns_follow_the_contract():
-    frame = validate(generate(400, seed=1))
+    frame = validate(sample_rows(400, seed=1))
     preprocessor = build_preprocessor().fit(features_of(frame))
     names = list(preprocessor.get_feature_names_out())
     expected_width = len(CONTRACT.numeric) + sum(
@@ -20,7 +20,7 @@ def test_output_columns_follow_the_contract():
 
 
 def test_statistics_come_from_the_fitted_rows_only():
-    train, other = validate(generate(400, seed=1)), validate(generate(400, seed=2))
+    train, other = validate(sample_rows(400, seed=1)), validate(sample_rows(400, seed=2))
     preprocessor = build_preprocessor().fit(features_of(train))
     scaler = preprocessor.named_transformers_["numeric"][-1]
     numbers = features_of(train)[CONTRACT.numeric]
@@ -30,7 +30,7 @@ def test_statistics_come_from_the_fitted_rows_only():
 
 
 def test_missing_values_and_unknown_categories_are_handled():
-    frame = validate(generate(200, seed=1))
+    frame = validate(sample_rows(200, seed=1))
     preprocessor = build_preprocessor().fit(features_of(frame))
     odd = features_of(frame).head(2).copy()
     odd.loc[:, CONTRACT.numeric] = np.nan

@@ -13,8 +13,8 @@ import customer_churn
 PACKAGE = Path(customer_churn.__file__).parent
 # The stages in the order data flows through them; a module may import its own stage or an
 # earlier one. The top-level modules hold what every stage shares (settings, errors, the
-# contract and its vocabulary) and the files a user edits (contract, model, synthetic data, the
-# model card's prose).
+# contract and its vocabulary, rows sampled from it) and the files a user edits (contract, model,
+# synthetic data, the model card's prose).
 FLOW = [
     "(top level)",
     "data",
@@ -26,7 +26,17 @@ FLOW = [
     "monitoring",
     "cli",
 ]
-SHARED = {"__init__", "settings", "errors", "fields", "contract", "model", "synthetic", "card"}
+SHARED = {
+    "__init__",
+    "settings",
+    "errors",
+    "fields",
+    "contract",
+    "model",
+    "synthetic",
+    "sampling",
+    "card",
+}
 
 
 def module_name(path: Path) -> str:

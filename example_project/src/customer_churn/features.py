@@ -7,9 +7,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .contract import CONTRACT
+from .fields import Categorical, Contract
 
 
-def build_preprocessor() -> ColumnTransformer:
+def build_preprocessor(contract: Contract = CONTRACT) -> ColumnTransformer:
     """Impute and scale numbers; one-hot encode categories.
 
     A missing or unknown category encodes to all zeros: no imputer guesses a value, and the
@@ -19,7 +20,7 @@ def build_preprocessor() -> ColumnTransformer:
     categorical = make_pipeline(
         OneHotEncoder(
             categories=[
-                list(f.categories) for f in CONTRACT.features if f.name in CONTRACT.categorical
+                list(f.categories) for f in contract.features if isinstance(f, Categorical)
             ],
             handle_unknown="ignore",
             sparse_output=False,
@@ -27,19 +28,19 @@ def build_preprocessor() -> ColumnTransformer:
     )
     return ColumnTransformer(
         [
-            ("numeric", numeric, CONTRACT.numeric),
-            ("categorical", categorical, CONTRACT.categorical),
+            ("numeric", numeric, contract.numeric),
+            ("categorical", categorical, contract.categorical),
         ],
         remainder="drop",
         verbose_feature_names_out=False,
     )
 
 
-def build_pipeline(estimator) -> Pipeline:
+def build_pipeline(estimator, contract: Contract = CONTRACT) -> Pipeline:
     """The full model: contract preprocessing followed by the estimator."""
-    return Pipeline([("preprocess", build_preprocessor()), ("model", estimator)])
+    return Pipeline([("preprocess", build_preprocessor(contract)), ("model", estimator)])
 
 
-def features_of(frame: pd.DataFrame) -> pd.DataFrame:
+def features_of(frame: pd.DataFrame, contract: Contract = CONTRACT) -> pd.DataFrame:
     """The contract's feature columns, in contract order."""
-    return frame[CONTRACT.feature_names]
+    return frame[contract.feature_names]

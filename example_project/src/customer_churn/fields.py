@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal
@@ -56,14 +58,40 @@ Feature = Numeric | Categorical
 
 @dataclass(frozen=True)
 class Target:
-    """What the model predicts: class labels for classification, a number for regression."""
+    """What the model predicts: class labels for classification, a number for regression.
+
+    Class labels are whole numbers or strings (not a mix), in any order. The model reports
+    them sorted (`labels`): its probabilities come in that order, and with two classes the
+    greater label (1, or "yes" before "no") is the positive class.
+    """
 
     name: str
     description: str
     kind: Literal["classification", "regression"]
-    classes: tuple[int, ...] = ()
+    classes: tuple[int, ...] | tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+
+    @property
+    def text_labels(self) -> bool:
+        """Whether the class labels are strings (otherwise whole numbers)."""
+        return any(isinstance(label, str) for label in self.classes)
+
+    @property
+    def multiclass(self) -> bool:
+        return self.kind == "classification" and len(self.classes) > 2
+
+    @property
+    def labels(self) -> list[int] | list[str]:
+        """The classes in the model's order (sorted)."""
+        return sorted(self.classes)
+
+    @property
+    def positive(self) -> int | str | None:
+        """The positive class of a binary target (the greater label); None otherwise."""
+        if self.kind != "classification" or self.multiclass:
+            return None
+        return self.labels[-1]
 
 
 @dataclass(frozen=True)
@@ -75,6 +103,7 @@ class Contract:
     identifier: str | None = None
 
     def __post_init__(self) -> None:
+        self._check_target()
         names = [f.name for f in self.features]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -102,6 +131,37 @@ class Contract:
                         f"feature contract: protected numeric '{feature.name}' needs "
                         "segment_bins to be compared across bands"
                     )
+
+    def _check_target(self) -> None:
+        target = self.target
+        if target.kind == "regression":
+            return
+        labels = list(target.classes)
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise ValueError(
+                f"feature contract: target '{target.name}' needs two or more distinct classes"
+            )
+        if len({type(label) for label in labels}) != 1 or not isinstance(labels[0], int | str):
+            raise ValueError(
+                f"feature contract: the classes of '{target.name}' must be all whole numbers "
+                "or all strings"
+            )
+
+    def fingerprint(self) -> str:
+        """A short hash of what a model reads and answers: the features' names, types and
+        categories, the target and its classes. Descriptions, ranges and segment marks leave it
+        unchanged: a model trained before such an edit still fits the contract."""
+        declared = [
+            (
+                f.name,
+                "integer" if getattr(f, "integer", False) else type(f).__name__,
+                *getattr(f, "categories", ()),
+            )
+            for f in self.features
+        ]
+        target = (self.target.name, self.target.kind, *map(repr, self.target.classes))
+        text = json.dumps([declared, target, self.identifier])
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
     def feature_names(self) -> list[str]:

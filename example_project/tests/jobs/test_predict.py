@@ -15,7 +15,8 @@ def test_file_in_file_out(model, sample, tmp_path):
     count = predict_file(model, source, tmp_path / "out.parquet")
     result = load_table(tmp_path / "out.parquet")
     assert count == len(sample) == len(result)
-    assert list(result[CONTRACT.identifier]) == list(sample[CONTRACT.identifier])
+    carried = CONTRACT.identifier or CONTRACT.feature_names[0]  # input columns are kept
+    pd.testing.assert_series_equal(result[carried], sample[carried], check_dtype=False)
     assert result["prediction"].notna().all()
     assert result["probability"].between(0, 1).all()
     assert set(result["prediction"]) <= set(CONTRACT.target.classes)

@@ -17,7 +17,7 @@ from customer_churn.modeling.evaluate import PRIMARY_METRIC
 from customer_churn.registry.export import remove_stale_staging
 from customer_churn.registry.receipt import file_sha256
 from customer_churn.registry.tracking import ALIAS
-from customer_churn.synthetic import generate
+from customer_churn.sampling import sample_rows
 
 
 def test_training_reports_useful_metrics(trained):
@@ -63,7 +63,7 @@ def test_an_intolerable_onnx_difference_keeps_the_exact_pipeline(trained, settin
     from customer_churn.registry.export import export_serving_model
 
     pipeline = load_pipeline(trained.export_dir)
-    holdout = validate(generate(300, seed=5))
+    holdout = validate(sample_rows(300, seed=5))
     manifest = export_serving_model(pipeline, holdout, tmp_path / "model", {}, tolerance=-1.0)
     assert manifest["onnx"] is None and "more than the tolerance" in manifest["onnx_skipped"]
     served = load_serving_model(tmp_path / "model")

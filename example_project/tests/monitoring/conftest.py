@@ -5,8 +5,8 @@ import pytest
 
 from customer_churn.features import features_of
 from customer_churn.monitoring.simulate import drifted
+from customer_churn.sampling import sample_rows
 from customer_churn.service.prediction_log import PredictionLog
-from customer_churn.synthetic import generate
 
 
 def _write_log(folder, serving_model, frame: pd.DataFrame) -> None:
@@ -27,7 +27,7 @@ def _write_log(folder, serving_model, frame: pd.DataFrame) -> None:
 def windows(tmp_path_factory, serving_model):
     """Two logged windows of 600 records: one like the training data, one drifted."""
     folder = tmp_path_factory.mktemp("windows")
-    rows = generate(600, seed=101)
+    rows = sample_rows(600, seed=101)
     _write_log(folder / "clean", serving_model, rows)
     _write_log(folder / "drifted", serving_model, drifted(rows, 1.0, seed=3))
     return folder, rows

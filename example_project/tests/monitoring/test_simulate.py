@@ -9,13 +9,13 @@ import uvicorn
 
 from customer_churn.data.validate import validate
 from customer_churn.monitoring.simulate import drifted, send
+from customer_churn.sampling import sample_rows
 from customer_churn.service.app import create_app
 from customer_churn.service.prediction_log import read_log
-from customer_churn.synthetic import generate
 
 
 def test_drifted_rows_still_follow_the_contract():
-    validate(drifted(generate(500, seed=1), 1.0))
+    validate(drifted(sample_rows(500, seed=1), 1.0))
 
 
 def _free_port() -> int:

@@ -13,7 +13,7 @@ from customer_churn.jobs.train import train
 from customer_churn.modeling.evaluate import LOWER_IS_BETTER, PRIMARY_METRIC
 from customer_churn.registry.cache import cached_export
 from customer_churn.registry.promote import CHAMPION, judge, promote
-from customer_churn.synthetic import generate
+from customer_churn.sampling import sample_rows
 from tests.conftest import make_settings
 
 BETTER = -1.0 if PRIMARY_METRIC in LOWER_IS_BETTER else 1.0
@@ -24,7 +24,7 @@ def test_the_gate_promotes_the_first_model_and_refuses_a_worse_one(tmp_path):
     settings = make_settings(tmp_path, cv_folds=2, promotion_thresholds={}, max_segment_gap=None)
     champion_uri = f"models:/{settings.registered_model_name}@{CHAMPION}"
     settings = settings.model_copy(update={"model_uri": champion_uri})  # what `serve` loads
-    write_table(generate(500, seed=3), settings.data_path)
+    write_table(sample_rows(500, seed=3), settings.data_path)
     assert train(settings).model_version == "1"
     first = promote(settings)
     assert first.promoted and first.challenger == "1" and first.champion is None
@@ -32,7 +32,7 @@ def test_the_gate_promotes_the_first_model_and_refuses_a_worse_one(tmp_path):
     assert cached_export(champion_uri, settings).name == "version-1"
 
     # The same rows with the target shuffled: a model that learned nothing.
-    shuffled = generate(500, seed=3)
+    shuffled = sample_rows(500, seed=3)
     target = CONTRACT.target.name
     shuffled[target] = shuffled[target].sample(frac=1, random_state=0).to_numpy()
     noisy = settings.model_copy(update={"data_path": tmp_path / "shuffled.csv"})
@@ -110,7 +110,7 @@ def test_the_model_card_is_written_and_logged(trained, settings):
 
 def test_training_fails_fast_when_the_tracking_server_is_away(tmp_path):
     settings = make_settings(tmp_path, tracking_uri="http://127.0.0.1:9")
-    write_table(generate(100, seed=1), settings.data_path)
+    write_table(sample_rows(100, seed=1), settings.data_path)
     started = time.monotonic()
     with pytest.raises(
         TrackingError, match=r"cannot reach the tracking server at http://127\.0\.0\.1:9"

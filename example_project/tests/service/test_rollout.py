@@ -6,16 +6,17 @@ import re
 import statistics
 import time
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
 from customer_churn.contract import CONTRACT
+from customer_churn.sampling import sample_rows
 from customer_churn.service.app import create_app
 from customer_churn.service.prediction_log import read_log
 from customer_churn.service.rollout import CHALLENGER, CHAMPION, choose
 from customer_churn.settings import Settings
-from customer_churn.synthetic import generate
 
 KEYS = 10_000
 # The binomial standard deviation of a share p over 10,000 keys is at most 0.005: 0.015 is
@@ -33,7 +34,7 @@ def as_records(frame) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def records() -> list[dict]:
-    return as_records(generate(200, seed=5))
+    return as_records(sample_rows(200, seed=5))
 
 
 def renamed(model, version: str):
@@ -47,7 +48,9 @@ def contrary(model, version: str):
 
     def predict_records(records):
         predictions, probabilities = model.predict_records(records)
-        return 1 - predictions, 1 - probabilities
+        labels = CONTRACT.target.labels
+        others = [labels[(labels.index(label) + 1) % len(labels)] for label in predictions]
+        return np.array(others), np.roll(probabilities, 1, axis=1)
 
     challenger.predict_records = predict_records
     return challenger
@@ -268,7 +271,7 @@ def test_the_key_header_is_matched_in_any_case():
 # ------------------------------------------------------------------ the online comparison
 def _shadow_traffic(serving_model, settings, folder, challenger, count=150):
     """Shadowed requests as the service logs them, and a labels file for them."""
-    frame = generate(count, seed=9)
+    frame = sample_rows(count, seed=9)
     configured = rollout_settings(settings, folder, rollout_mode="shadow")
     with TestClient(create_app(configured, serving_model, challenger)) as client:
         for index, record in enumerate(as_records(frame)):

@@ -1,9 +1,10 @@
-"""The command line: `python -m <package> data|train|evaluate|predict|serve|monitor|simulate`."""
+"""The command line:
+`python -m <package> contract|data|train|evaluate|predict|serve|monitor|simulate`."""
 
 import typer
 
 from ..errors import ProjectError
-from .data import data, validate
+from .data import contract, data, validate
 from .monitoring import monitor, simulate
 from .prediction import predict
 from .serving import serve
@@ -11,6 +12,7 @@ from .shared import console
 from .training import evaluate, promote, pull, reproduce, train
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+app.add_typer(contract, name="contract")
 # Registered in the order `--help` lists them.
 for command in (
     data,

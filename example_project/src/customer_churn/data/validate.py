@@ -5,7 +5,7 @@ import pandera.pandas as pa
 
 from ..contract import CONTRACT
 from ..errors import DataError
-from ..fields import Categorical, Numeric
+from ..fields import Categorical, Contract, Numeric
 
 MAX_ROWS_SHOWN = 10
 
@@ -42,20 +42,23 @@ def _feature_column(feature: Numeric | Categorical) -> pa.Column:
     )
 
 
-def _target_column() -> pa.Column:
-    target = CONTRACT.target
+def _target_column(contract: Contract) -> pa.Column:
+    """Rows without a target pass: training skips them and says how many (see fit.py)."""
+    target = contract.target
     if target.kind == "classification":
-        return pa.Column(int, pa.Check.isin(target.classes), coerce=True)
-    return pa.Column(float, _bounds(target.minimum, target.maximum), coerce=True)
+        labels = str if target.text_labels else "Int64"
+        return pa.Column(labels, pa.Check.isin(target.classes), coerce=True, nullable=True)
+    bounds = _bounds(target.minimum, target.maximum)
+    return pa.Column(float, bounds, coerce=True, nullable=True)
 
 
-def build_schema(require_target: bool = True) -> pa.DataFrameSchema:
+def build_schema(require_target: bool = True, contract: Contract = CONTRACT) -> pa.DataFrameSchema:
     """The pandera schema of the contract; extra columns are allowed and left untouched."""
-    columns = {feature.name: _feature_column(feature) for feature in CONTRACT.features}
+    columns = {feature.name: _feature_column(feature) for feature in contract.features}
     if require_target:
-        columns[CONTRACT.target.name] = _target_column()
-    if CONTRACT.identifier:
-        columns[CONTRACT.identifier] = pa.Column(nullable=False, required=False)
+        columns[contract.target.name] = _target_column(contract)
+    if contract.identifier:
+        columns[contract.identifier] = pa.Column(nullable=False, required=False)
     return pa.DataFrameSchema(columns, name="feature contract")
 
 
@@ -79,13 +82,15 @@ def _describe(failures: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def validate(frame: pd.DataFrame, require_target: bool = True) -> pd.DataFrame:
+def validate(
+    frame: pd.DataFrame, require_target: bool = True, contract: Contract = CONTRACT
+) -> pd.DataFrame:
     """Return the frame with contract columns coerced, or raise DataError listing every problem.
 
     Rows are counted from 0 in the order of the file (header excluded).
     """
     try:
-        return build_schema(require_target).validate(frame, lazy=True)
+        return build_schema(require_target, contract).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as error:
         problems = _describe(error.failure_cases)
         raise DataError(f"the data breaks the feature contract:\n{problems}") from None

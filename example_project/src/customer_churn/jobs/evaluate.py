@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from ..data.ingest import load_table, split
+from ..data.ingest import load_table
 from ..data.validate import validate
 from ..modeling.evaluate import compute_metrics, find, make_figures, write_report
+from ..modeling.fit import labelled, labelled_split
 from ..registry.tracking import load_model
 from ..settings import Settings
 
@@ -19,11 +20,9 @@ def evaluate_saved_model(
     """
     model = load_model(model_uri or settings.model_source, settings)
     if data_path is None:
-        _, frame = split(
-            validate(load_table(settings.data_path)), settings.test_size, settings.seed
-        )
+        _, frame = labelled_split(settings)
     else:
-        frame = validate(load_table(data_path))
+        frame = labelled(validate(load_table(data_path)))
     metrics = compute_metrics(model.pipeline, frame)
     findings = find(model.pipeline, frame, settings.seed, settings.segment_min_rows)
     figures = make_figures(model.pipeline, frame, findings)

@@ -9,6 +9,7 @@ from ..contract import CONTRACT
 from ..data.ingest import load_table, write_table
 from ..data.validate import validate
 from ..features import features_of
+from ..registry.artifact import headline
 from ..registry.tracking import LoadedModel
 
 CHUNK_ROWS = 50_000
@@ -18,7 +19,11 @@ def predict_frame(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
     """Predictions for the rows of `frame` (already validated), indexed like it."""
     features = features_of(frame)
     result = pd.DataFrame({"prediction": model.pipeline.predict(features)}, index=frame.index)
-    result["probability"] = model.pipeline.predict_proba(features)[:, 1]
+    probabilities = model.pipeline.predict_proba(features)
+    result["probability"] = headline(probabilities)  # the positive (or predicted) class's
+    if CONTRACT.target.multiclass:
+        for column, label in enumerate(CONTRACT.target.labels):
+            result[f"probability_{label}"] = probabilities[:, column]
     return result
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from ..features import features_of
 from ..model import build_estimator
 from ..modeling import evaluate, explain
-from ..modeling.fit import Fitted, fit_and_evaluate
+from ..modeling.fit import Fitted, fit_and_evaluate, training_threads
 from ..modeling.model_card import write_model_card
 from ..registry import profile
 from ..registry.export import (
@@ -184,7 +184,8 @@ def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
     receipt = make_receipt(settings, estimator)
     fitted = fit_and_evaluate(settings, estimator, on_step)
     on_step("Explaining the model and plotting the holdout")
-    analysis = analyse(fitted, settings)
+    with training_threads(len(fitted.train_frame) + len(fitted.test_frame)):
+        analysis = analyse(fitted, settings)
 
     on_step(f"Logging the run to {settings.tracking_uri} and registering the model")
     with mlflow.start_run() as run:

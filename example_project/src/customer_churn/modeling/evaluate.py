@@ -23,54 +23,108 @@ from ..contract import CONTRACT
 from ..features import features_of
 from .explain import Explainer
 from .explain import background as explain_background
-from .segments import SegmentReport, report_for, segment_figures
+from .segments import SegmentReport, class_columns, one_vs_rest_auc, report_for, segment_figures
 
 EXPLAINED_ROWS = 200  # holdout rows whose SHAP contributions are averaged
 
-PRIMARY_METRIC = "roc_auc"
+LABELS = CONTRACT.target.labels  # the model's order of classes: its probability columns
+POSITIVE = CONTRACT.target.positive  # the positive class of a binary target, else None
+PRIMARY_METRIC = "roc_auc"  # one-vs-rest, averaged over classes, beyond two classes
 LOWER_IS_BETTER = {"log_loss"}
-CV_SCORING = {"roc_auc": "roc_auc", "f1": "f1", "accuracy": "accuracy"}
+if CONTRACT.target.multiclass:
+    CV_SCORING = {"roc_auc": "roc_auc_ovr", "f1_macro": "f1_macro", "accuracy": "accuracy"}
+else:
+    CV_SCORING = {
+        "roc_auc": "roc_auc",
+        "f1": skm.make_scorer(skm.f1_score, pos_label=POSITIVE, zero_division=0),
+        "accuracy": "accuracy",
+    }
 
 
 def compute_metrics(pipeline, frame: pd.DataFrame) -> dict[str, float]:
-    """Accuracy, precision, recall, F1, ROC AUC, average precision and log loss."""
-    probability = pipeline.predict_proba(features_of(frame))[:, 1]
-    y_pred = pipeline.predict(features_of(frame))
-    return score(frame[CONTRACT.target.name], y_pred, probability)
+    """Label metrics, ROC AUC and log loss (see `score`)."""
+    features = features_of(frame)
+    return score(
+        frame[CONTRACT.target.name], pipeline.predict(features), pipeline.predict_proba(features)
+    )
 
 
-def score(y_true, y_pred, probability) -> dict[str, float]:
-    """The metrics of `compute_metrics`, from labels, predictions and P(class 1)."""
+def score(y_true, y_pred, probabilities=None) -> dict[str, float]:
+    """The metrics of labels and predictions; with `probabilities` also ROC AUC and log loss.
+
+    Two classes: accuracy, precision, recall, F1 (of the positive class), ROC AUC, average
+    precision and log loss. More: accuracy, macro precision, recall and F1, weighted F1,
+    one-vs-rest ROC AUC and log loss. `probabilities` holds one column per class (in `LABELS`
+    order); a single column (as the prediction log keeps) is P(positive class) of a binary
+    target, or for more classes only the predicted class's probability, which gives no AUC.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if CONTRACT.target.multiclass:
+        figures = _multiclass_labels(y_true, y_pred)
+    else:
+        figures = _binary_labels(y_true, y_pred)
+    if probabilities is None:
+        return figures
+    probabilities = class_columns(probabilities)
+    if probabilities.ndim == 2:
+        figures["roc_auc"] = one_vs_rest_auc(y_true, probabilities)
+        figures["log_loss"] = skm.log_loss(y_true, probabilities, labels=LABELS)
+    if POSITIVE is not None and probabilities.ndim == 2:
+        figures["average_precision"] = skm.average_precision_score(
+            y_true == POSITIVE, probabilities[:, -1]
+        )
+    return figures
+
+
+def _binary_labels(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     return {
         "accuracy": skm.accuracy_score(y_true, y_pred),
-        "precision": skm.precision_score(y_true, y_pred, zero_division=0),
-        "recall": skm.recall_score(y_true, y_pred, zero_division=0),
-        "f1": skm.f1_score(y_true, y_pred, zero_division=0),
-        "roc_auc": skm.roc_auc_score(y_true, probability),
-        "average_precision": skm.average_precision_score(y_true, probability),
-        "log_loss": skm.log_loss(y_true, probability, labels=list(CONTRACT.target.classes)),
+        "precision": skm.precision_score(y_true, y_pred, pos_label=POSITIVE, zero_division=0),
+        "recall": skm.recall_score(y_true, y_pred, pos_label=POSITIVE, zero_division=0),
+        "f1": skm.f1_score(y_true, y_pred, pos_label=POSITIVE, zero_division=0),
+    }
+
+
+def _multiclass_labels(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    macro = {"labels": LABELS, "average": "macro", "zero_division": 0}
+    return {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "precision_macro": skm.precision_score(y_true, y_pred, **macro),
+        "recall_macro": skm.recall_score(y_true, y_pred, **macro),
+        "f1_macro": skm.f1_score(y_true, y_pred, **macro),
+        "f1_weighted": skm.f1_score(
+            y_true, y_pred, labels=LABELS, average="weighted", zero_division=0
+        ),
     }
 
 
 def _outcome_figures(pipeline, frame: pd.DataFrame) -> dict[str, Figure]:
-    y_true = frame[CONTRACT.target.name]
-    probability = pipeline.predict_proba(features_of(frame))[:, 1]
+    """The confusion matrix, and ROC and precision-recall curves (one per class beyond two)."""
+    y_true = np.asarray(frame[CONTRACT.target.name])
+    probabilities = pipeline.predict_proba(features_of(frame))
     y_pred = pipeline.predict(features_of(frame))
-    figures = {}
-    figure, axes = plt.subplots(figsize=(5, 4.5))
-    skm.ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=axes, colorbar=False)
-    axes.set_title("Confusion matrix (holdout)")
-    figures["confusion_matrix"] = figure
-    figure, axes = plt.subplots(figsize=(5, 4.5))
-    skm.RocCurveDisplay.from_predictions(y_true, probability, ax=axes, plot_chance_level=True)
-    axes.set_title("ROC curve (holdout)")
-    figures["roc_curve"] = figure
-    figure, axes = plt.subplots(figsize=(5, 4.5))
-    skm.PrecisionRecallDisplay.from_predictions(
-        y_true, probability, ax=axes, plot_chance_level=True
+    size = (5 + 0.4 * max(len(LABELS) - 3, 0), 4.5)
+    figure, axes = plt.subplots(figsize=size)
+    skm.ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=LABELS, ax=axes, colorbar=False
     )
-    axes.set_title("Precision-recall curve (holdout)")
-    figures["precision_recall_curve"] = figure
+    axes.set_title("Confusion matrix (holdout)")
+    figures = {"confusion_matrix": figure}
+    curves = (
+        ("roc_curve", skm.RocCurveDisplay, "ROC curve"),
+        ("precision_recall_curve", skm.PrecisionRecallDisplay, "Precision-recall curve"),
+    )
+    shown = [POSITIVE] if POSITIVE is not None else LABELS
+    for name, display, title in curves:
+        figure, axes = plt.subplots(figsize=(5, 4.5))
+        for label in shown:
+            column = probabilities[:, LABELS.index(label)]
+            display.from_predictions(
+                y_true == label, column, ax=axes, name=f"{label}", plot_chance_level=False
+            )
+        scope = "holdout" if POSITIVE is not None else "holdout, each class against the rest"
+        axes.set_title(f"{title} ({scope})")
+        figures[name] = figure
     return figures
 
 
@@ -79,7 +133,8 @@ def cv_summary(scores: dict[str, np.ndarray]) -> dict[str, float]:
     summary = {}
     for name, scorer in CV_SCORING.items():
         values = scores[f"test_{name}"]
-        values = -values if scorer.startswith("neg_") else values
+        negated = isinstance(scorer, str) and scorer.startswith("neg_")
+        values = -values if negated else values
         summary[f"cv_{name}_mean"] = float(np.mean(values))
         summary[f"cv_{name}_std"] = float(np.std(values))
     return summary

@@ -10,10 +10,12 @@ SHAP sees the model after preprocessing, where one categorical feature is severa
 columns: their contributions are summed back to the feature, and a numeric feature's is the
 contribution of its scaled column, so every explanation is in the contract's feature names.
 
-The raw output explained is the model's margin: the log-odds of class 1 for gradient
-boosting and logistic regression, P(class 1) for a random forest (it averages
-probabilities), the predicted value for a regressor. Explanations are of the exact
-scikit-learn pipeline; the service's ONNX graph computes in float32 and may differ slightly.
+The raw output explained is the model's margin: the log-odds of the positive class for
+gradient boosting and logistic regression, its probability for a random forest (it
+averages probabilities), the predicted value for a regressor. Beyond two classes each
+answer is explained for the class it predicts (that class's margin or probability).
+Explanations are of the exact scikit-learn pipeline; the service's ONNX graph computes in
+float32 and may differ slightly.
 
 `shap` is a training-group dependency: the serving install leaves it out, and the service
 then answers `?explain=true` with 501 and how to enable it. The explainer needs the exact
@@ -58,9 +60,11 @@ def output_space(model) -> str:
     """What the explained raw output is, in words."""
     if CONTRACT.target.kind == "regression":
         return f"predicted {CONTRACT.target.name}"
-    if hasattr(model, "decision_function"):
-        return f"log-odds of {CONTRACT.target.name} = {CONTRACT.target.classes[-1]}"
-    return f"probability of {CONTRACT.target.name} = {CONTRACT.target.classes[-1]}"
+    positive = CONTRACT.target.positive
+    margin = hasattr(model, "decision_function")
+    if positive is None:  # more than two classes: each answer's predicted class
+        return f"{'raw score' if margin else 'probability'} of the predicted class"
+    return f"{'log-odds' if margin else 'probability'} of {CONTRACT.target.name} = {positive}"
 
 
 def raw_output(pipeline, frame: pd.DataFrame) -> np.ndarray:
@@ -69,8 +73,15 @@ def raw_output(pipeline, frame: pd.DataFrame) -> np.ndarray:
     if CONTRACT.target.kind == "regression":
         return np.asarray(pipeline.predict(features), dtype=float)
     if hasattr(pipeline.named_steps["model"], "decision_function"):
-        return np.asarray(pipeline.decision_function(features), dtype=float).ravel()
-    return np.asarray(pipeline.predict_proba(features)[:, -1], dtype=float)
+        output = np.asarray(pipeline.decision_function(features), dtype=float)
+    else:
+        output = np.asarray(pipeline.predict_proba(features), dtype=float)
+    if output.ndim == 1:
+        return output
+    if not CONTRACT.target.multiclass:
+        return output[:, -1]
+    predicted = pipeline.predict_proba(features).argmax(axis=1)
+    return output[np.arange(len(output)), predicted]
 
 
 def background(pipeline, train_frame: pd.DataFrame) -> list[float] | None:
@@ -109,7 +120,7 @@ def column_to_feature(preprocess) -> np.ndarray:
 
 @dataclass
 class Explanations:
-    base_value: float
+    base_value: np.ndarray  # per record (the explained class's, beyond two classes)
     contributions: np.ndarray  # (records, contract features)
     output: np.ndarray  # base_value + contributions summed, per record
     space: str
@@ -118,14 +129,16 @@ class Explanations:
         return [
             {
                 "output": float(output),
-                "base_value": self.base_value,
+                "base_value": float(base),
                 "output_space": self.space,
                 "contributions": {
                     name: float(value)
                     for name, value in zip(CONTRACT.feature_names, row, strict=True)
                 },
             }
-            for row, output in zip(self.contributions, self.output, strict=True)
+            for row, output, base in zip(
+                self.contributions, self.output, self.base_value, strict=True
+            )
         ]
 
     def mean_absolute(self) -> pd.Series:
@@ -158,9 +171,12 @@ class Explainer:
         encoded = self.preprocess.transform(frame[CONTRACT.feature_names])
         values = np.asarray(self._explainer.shap_values(encoded), dtype=float)
         base = np.asarray(self._explainer.expected_value, dtype=float).ravel()
-        if values.ndim == 3:  # one slice per class: explain the last (positive) class
-            values, base = values[:, :, -1], base[-1:]
+        chosen = np.zeros(len(encoded), dtype=int)
+        if values.ndim == 3:  # one slice per class: the positive one, or the predicted one
+            chosen += values.shape[2] - 1
+            if CONTRACT.target.multiclass:
+                chosen = self.pipeline.predict_proba(frame[CONTRACT.feature_names]).argmax(axis=1)
+            values = values[np.arange(len(values)), :, chosen]
+        bases = base[chosen] if len(base) > 1 else np.repeat(base[:1], len(encoded))
         contributions = values @ self.matrix
-        return Explanations(
-            float(base[0]), contributions, base[0] + contributions.sum(axis=1), self.space
-        )
+        return Explanations(bases, contributions, bases + contributions.sum(axis=1), self.space)

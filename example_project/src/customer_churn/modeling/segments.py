@@ -6,8 +6,8 @@ The gap is measured on `GAP_METRIC` (ROC AUC for a classifier: ranking quality w
 group, whatever its base rate; MAPE for a regressor: an error relative to each group's own
 prices) over the values with at least `min_rows` holdout rows; smaller groups are listed but
 too noisy to judge. The table also holds what a fairness review looks at: for a classifier
-the actual and predicted positive rates and the true and false positive rates, for a
-regressor the bias (mean of prediction minus actual).
+the actual and predicted positive rates and the true and false positive rates (the accuracy
+beyond two classes), for a regressor the bias (mean of prediction minus actual).
 """
 
 from __future__ import annotations
@@ -74,17 +74,50 @@ class SegmentReport:
         return figures
 
 
-def _classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, probability: np.ndarray):
-    positives, negatives = y_true == 1, y_true == 0
-    both = positives.any() and negatives.any()
+def class_columns(probabilities) -> np.ndarray:
+    """Probabilities as one column per class (in the contract's `labels` order); a single
+    column is P(positive class) of a binary target. Beyond two classes a single column (the
+    predicted class's probability, as the prediction log keeps) stays one column."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    if probabilities.ndim == 1 and not CONTRACT.target.multiclass:
+        return np.column_stack([1 - probabilities, probabilities])
+    if probabilities.ndim == 2:  # rows the prediction log rounded sum to 1 only nearly
+        return probabilities / probabilities.sum(axis=1, keepdims=True)
+    return probabilities
+
+
+def one_vs_rest_auc(y_true: np.ndarray, probabilities: np.ndarray) -> float:
+    """ROC AUC of the positive class (two classes), or the mean over classes of each class
+    against the rest (more), counting the classes that both occur and not in `y_true`; NaN
+    when none does or when only the predicted class's probability is known."""
+    probabilities = class_columns(probabilities)
+    if probabilities.ndim == 1:
+        return math.nan
+    labels = CONTRACT.target.labels
+    judged = labels if CONTRACT.target.multiclass else labels[-1:]
+    scores = []
+    for label in judged:
+        hits = np.asarray(y_true) == label
+        if hits.any() and not hits.all():
+            scores.append(skm.roc_auc_score(hits, probabilities[:, labels.index(label)]))
+    return float(np.mean(scores)) if scores else math.nan
+
+
+def _classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray):
+    figures = {
+        "accuracy": float(np.mean(y_pred == y_true)),
+        "roc_auc": one_vs_rest_auc(y_true, probabilities),
+    }
+    if CONTRACT.target.multiclass:
+        return figures
+    positive = CONTRACT.target.positive
+    positives, negatives = y_true == positive, y_true != positive
     return {
         "positive_rate": float(np.mean(positives)),
-        "predicted_positive_rate": float(np.mean(y_pred == 1)),
-        "true_positive_rate": _share(y_pred[positives] == 1),
-        "false_positive_rate": _share(y_pred[negatives] == 1),
-        "accuracy": float(np.mean(y_pred == y_true)),
-        "roc_auc": float(skm.roc_auc_score(y_true, probability)) if both else math.nan,
-    }
+        "predicted_positive_rate": float(np.mean(y_pred == positive)),
+        "true_positive_rate": _share(y_pred[positives] == positive),
+        "false_positive_rate": _share(y_pred[negatives] == positive),
+    } | figures
 
 
 def _share(hits: np.ndarray) -> float:
@@ -120,13 +153,13 @@ def segment_values(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, dict[str
 def segment_report(
     frame: pd.DataFrame,
     predictions,
-    probability=None,
+    probabilities=None,
     features: list[str] | None = None,
     min_rows: int = 30,
 ) -> SegmentReport:
     """Metrics per value of each segment feature of `frame` (labelled rows) and their gaps.
 
-    `predictions` (and `probability`, P(class 1), for a classifier) are the model's answers
+    `predictions` (and `probabilities`, one column per class, for a classifier) are the answers
     on `frame`, row by row; `features` defaults to the contract's segments.
     """
     features = CONTRACT.segments if features is None else features
@@ -135,11 +168,11 @@ def segment_report(
         raise ValueError(f"segment features {missing} are not columns of the data")
     if len(predictions) != len(frame):
         raise ValueError(f"{len(predictions)} predictions for {len(frame)} rows")
-    if CLASSIFICATION and probability is None:
-        raise ValueError("a classifier's segment report needs the probability of class 1")
+    if CLASSIFICATION and probabilities is None:
+        raise ValueError("a classifier's segment report needs the probabilities of the classes")
     y_true = frame[CONTRACT.target.name].to_numpy()
     y_pred = np.asarray(predictions)
-    scores = np.asarray(probability) if probability is not None else None
+    scores = np.asarray(probabilities) if probabilities is not None else None
     measure = _classification_metrics if CLASSIFICATION else _regression_metrics
     rows, gaps = [], {}
     for name in features:
@@ -162,8 +195,8 @@ def segment_report(
 def report_for(pipeline, frame: pd.DataFrame, min_rows: int = 30) -> SegmentReport:
     """The segment report of a fitted pipeline's answers on labelled `frame`."""
     features = frame[CONTRACT.feature_names]
-    probability = pipeline.predict_proba(features)[:, -1] if CLASSIFICATION else None
-    return segment_report(frame, pipeline.predict(features), probability, min_rows=min_rows)
+    probabilities = pipeline.predict_proba(features) if CLASSIFICATION else None
+    return segment_report(frame, pipeline.predict(features), probabilities, min_rows=min_rows)
 
 
 def segment_figures(report: SegmentReport) -> dict[str, Figure]:
@@ -171,6 +204,8 @@ def segment_figures(report: SegmentReport) -> dict[str, Figure]:
     import matplotlib.pyplot as plt
 
     figures = {}
+    if report.table.empty:  # the contract marks no segment
+        return figures
     for name, table in report.table.groupby("feature", sort=False):
         labels = [
             f"{value}\n({rows} rows)"
@@ -185,7 +220,7 @@ def segment_figures(report: SegmentReport) -> dict[str, Figure]:
         left.set_xlabel(f"{GAP_METRIC} (grey: fewer than {report.min_rows} rows, not compared)")
         gap = report.gaps.get(name)
         left.set_title(f"{GAP_METRIC} by {name}" + (f": gap {gap.gap:.3f}" if gap else ""))
-        if CLASSIFICATION:
+        if "positive_rate" in table:
             height = 0.4
             right.barh(positions - height / 2, table["positive_rate"], height, label="actual")
             right.barh(
@@ -194,6 +229,10 @@ def segment_figures(report: SegmentReport) -> dict[str, Figure]:
             right.set_xlabel("share of positive outcomes")
             right.legend(loc="best")
             right.set_title(f"Actual vs predicted positive rate by {name}")
+        elif CLASSIFICATION:
+            right.barh(positions, table["accuracy"], color="#dd8452")
+            right.set_xlabel("share of rows whose class is predicted right")
+            right.set_title(f"Accuracy by {name}")
         else:
             right.barh(positions, table["bias"], color="#dd8452")
             right.axvline(0, color="black", linewidth=0.8)

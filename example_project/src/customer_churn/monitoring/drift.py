@@ -20,11 +20,12 @@ from typing import Any
 
 import pandas as pd
 
+from ..contract import CONTRACT
 from ..errors import DataError
 from ..registry.artifact import MANIFEST, REFERENCE_FILE, REGISTRY_SCHEMES
 from ..service.prediction_log import read_log
 from ..settings import Settings
-from .distributions import Drift, compare, numeric_drift
+from .distributions import Drift, categorical_drift, compare, numeric_drift
 from .live_metrics import live_performance
 from .report import write_atomically, write_drift_report
 from .variants import compare_variants
@@ -52,6 +53,24 @@ def load_reference(source: str, settings: Settings) -> tuple[pd.DataFrame, dict[
     return pd.read_parquet(folder / REFERENCE_FILE), manifest, folder
 
 
+STATISTICS = {"psi": "PSI", "jensen_shannon": "Jensen-Shannon distance"}
+
+
+def prediction_drift(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings) -> Drift:
+    """The verdict on the predictions: beyond two classes the share of each predicted class
+    (Jensen-Shannon), else P(positive class) or the predicted value (PSI)."""
+    if CONTRACT.target.multiclass:
+        return categorical_drift(
+            "prediction",
+            reference["prediction"],
+            current["prediction"],
+            CONTRACT.target.labels,
+            settings.drift_js_threshold,
+        )
+    column = served_column()
+    return numeric_drift(column, reference[column], current[column], settings.drift_psi_threshold)
+
+
 def _breaches(
     features: dict[str, Drift],
     prediction: Drift,
@@ -68,7 +87,8 @@ def _breaches(
         )
     if prediction.drifted:
         breaches.append(
-            f"the predictions drifted (PSI {prediction.score:.3f} > {prediction.threshold})"
+            f"the predictions drifted ({STATISTICS[prediction.statistic]} "
+            f"{prediction.score:.3f} > {prediction.threshold})"
         )
     if performance and performance["decayed"]:
         breaches.append(
@@ -88,10 +108,7 @@ def judge(
     """The verdicts on a window: per feature, on the predictions, on live metrics with labels."""
     features = compare(reference, current, settings)
     share = sum(verdict.drifted for verdict in features.values()) / len(features)
-    column = served_column()
-    prediction = numeric_drift(
-        column, reference[column], current[column], settings.drift_psi_threshold
-    )
+    prediction = prediction_drift(reference, current, settings)
     performance = live_performance(current, labels, manifest, settings) if labels else None
     breaches = _breaches(features, prediction, performance, settings)
     return {

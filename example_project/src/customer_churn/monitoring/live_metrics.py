@@ -12,6 +12,7 @@ from ..data.ingest import load_table
 from ..errors import DataError
 from ..modeling import evaluate
 from ..settings import Settings
+from .window import logged_probabilities
 
 
 def labelled(logged: pd.DataFrame, labels_path: Path) -> pd.DataFrame:
@@ -41,15 +42,15 @@ def live_performance(
             f"only {len(joined)} logged records match a label in '{labels_path}' (by request_id "
             f"and row); at least {settings.drift_min_records} are needed"
         )
-    probability = joined.get("probability")
+    probabilities = logged_probabilities(joined)
     try:
-        live = evaluate.score(joined[target], joined["prediction"], probability)
+        live = evaluate.score(joined[target], joined["prediction"], probabilities)
     except ValueError as error:  # e.g. ROC AUC of a window holding one class only
         raise DataError(f"the labelled records cannot be scored: {error}") from error
     primary = evaluate.PRIMARY_METRIC
     reference = manifest.get("metrics", {}).get(f"test_{primary}")
     decay = None
-    if reference:
+    if reference and primary in live:
         change = (float(live[primary]) - reference) / abs(reference)
         decay = change if primary in evaluate.LOWER_IS_BETTER else -change
     return {

@@ -1,5 +1,9 @@
-"""Traffic for a running service: realistic records from the synthetic generator, optionally
-drifted, sent as `/predict` requests, with the true labels written aside for the drift job.
+"""Traffic for a running service: realistic records, optionally drifted, sent as `/predict`
+requests, with the true labels written aside for the drift job.
+
+The records come from the example generator (synthetic.py) while its rows fit the contract:
+their labels follow what a model of the bundled data learned. Once the contract changes they
+are sampled from the contract alone (sampling.py).
 
 `drift` goes from 0 (the training distribution) to 1 (every numeric feature shifted by one
 standard deviation within its range, and half of each categorical feature moved to its
@@ -22,9 +26,11 @@ import pandas as pd
 
 from ..contract import CONTRACT
 from ..data.ingest import write_table
+from ..data.validate import validate
+from ..errors import DataError
 from ..features import features_of
 from ..fields import Categorical
-from ..synthetic import generate
+from ..sampling import sample_rows
 
 
 def drifted(frame: pd.DataFrame, strength: float, seed: int = 0) -> pd.DataFrame:
@@ -44,6 +50,18 @@ def drifted(frame: pd.DataFrame, strength: float, seed: int = 0) -> pd.DataFrame
             shifted = shifted.clip(feature.minimum, feature.maximum)
         out[feature.name] = shifted.round() if feature.integer else shifted.round(4)
     return out
+
+
+def traffic_rows(n_rows: int, seed: int) -> pd.DataFrame:
+    """`n_rows` labelled rows: the example generator's if they fit the contract, else sampled."""
+    try:
+        from ..synthetic import generate  # the example's: a user may change or delete it
+
+        rows = generate(n_rows, seed)
+        validate(rows)
+    except (ImportError, DataError):
+        return sample_rows(n_rows, seed)
+    return rows
 
 
 @dataclass
@@ -93,7 +111,7 @@ def send(
     """
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"the service URL must start with http:// or https:// (got {url!r})")
-    rows = generate(requests * batch, seed)
+    rows = traffic_rows(requests * batch, seed)
     sent_rows = drifted(rows, drift, seed)
     endpoint = url.rstrip("/") + "/predict"
     traffic = Traffic()

@@ -20,7 +20,7 @@ from ..service.rollout import CHALLENGER, CHAMPION
 from ..settings import Settings
 from .distributions import numeric_drift
 from .live_metrics import labelled
-from .window import frame_of, served_column
+from .window import frame_of, logged_probabilities, served_column
 
 
 def _variant_figures(
@@ -44,7 +44,7 @@ def _variant_figures(
         if len(joined) >= settings.rollout_min_records:
             try:
                 live = evaluate.score(
-                    joined[CONTRACT.target.name], joined["prediction"], joined.get("probability")
+                    joined[CONTRACT.target.name], joined["prediction"], logged_probabilities(joined)
                 )
                 figures["live"] = {name: float(value) for name, value in live.items()}
             except ValueError:  # e.g. ROC AUC of labels holding one class only
@@ -76,7 +76,7 @@ def _objections(
     reasons = []
     primary = evaluate.PRIMARY_METRIC
     lives = [figures[v]["live"] for v in (CHAMPION, CHALLENGER)]
-    if all(lives):
+    if all(lives) and all(primary in live for live in lives):
         champion, challenger = (live[primary] for live in lives)
         lower_is_better = primary in evaluate.LOWER_IS_BETTER
         loss = challenger - champion if lower_is_better else champion - challenger

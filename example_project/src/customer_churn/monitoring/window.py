@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..contract import CONTRACT
@@ -12,7 +13,16 @@ from ..errors import DataError
 from ..service.prediction_log import read_log
 from ..service.rollout import CHAMPION
 
-LOGGED = ("request_id", "row", "model_version", "time", "latency_ms", "prediction", "probability")
+LOGGED = (
+    "request_id",
+    "row",
+    "model_version",
+    "time",
+    "latency_ms",
+    "prediction",
+    "probability",
+    "probabilities",  # beyond two classes: one per class
+)
 
 
 def served_column() -> str:
@@ -44,3 +54,12 @@ def logged_window(
             f"needs at least {minimum} (setting drift_min_records): send traffic first"
         )
     return frame_of(served[-window:]), unreadable
+
+
+def logged_probabilities(frame: pd.DataFrame):
+    """What the log holds of the class probabilities of `frame`'s records: every class's
+    (beyond two classes, when logged for every record), else the one `probability`."""
+    every = frame.get("probabilities")
+    if every is not None and len(frame) and every.notna().all():
+        return np.array(every.tolist(), dtype=float)
+    return frame.get("probability")

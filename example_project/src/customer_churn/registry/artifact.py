@@ -47,7 +47,9 @@ def to_columns(records: list[dict[str, Any]], numeric_dtype=np.float32) -> dict[
 
 @dataclass
 class ServingModel:
-    """A loaded model: `predict(columns)` returns predictions and, for classifiers, P(class 1)."""
+    """A loaded model: `predict(columns)` returns predictions and, for classifiers, the
+    probability of every class (one column per class, in the order of the contract's
+    `labels`)."""
 
     folder: Path
     manifest: dict[str, Any]
@@ -66,7 +68,7 @@ class ServingModel:
     def predict_records(
         self, records: list[dict[str, Any]]
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Predictions (and P(class 1) for classifiers) of validated records.
+        """Predictions (and class probabilities for classifiers) of validated records.
 
         The ONNX graph takes float32 numbers; the exact pipeline keeps them as float64.
         """
@@ -77,7 +79,7 @@ class ServingModel:
         if self._session is not None:
             outputs = self._session.run(None, columns)
             if CONTRACT.target.kind == "classification":
-                return outputs[0].ravel(), outputs[1][:, -1].astype(np.float64)
+                return outputs[0].ravel(), outputs[1].astype(np.float64)
             return outputs[0].ravel().astype(np.float64), None
         import pandas as pd  # the fallback path only
 
@@ -85,8 +87,36 @@ class ServingModel:
         frame[CONTRACT.categorical] = frame[CONTRACT.categorical].replace("", None)
         predictions = self._pipeline.predict(frame)
         if CONTRACT.target.kind == "classification":
-            return predictions, self._pipeline.predict_proba(frame)[:, -1]
+            return predictions, self._pipeline.predict_proba(frame)
         return predictions.astype(np.float64), None
+
+
+def headline(probabilities: np.ndarray | None) -> np.ndarray | None:
+    """One probability per row: of the positive class for a binary target, of the predicted
+    (most probable) class for more classes. The API's `probability`, the prediction log and
+    the drift of scores carry this one."""
+    if probabilities is None:
+        return None
+    if CONTRACT.target.multiclass:
+        return probabilities.max(axis=1)
+    return probabilities[:, -1]
+
+
+def check_contract(manifest: dict[str, Any], where: object) -> None:
+    """Refuse, in one line, a model trained on another feature contract than this one."""
+    fingerprint = manifest.get("contract")  # absent from exports made before fingerprints
+    if manifest.get("features") != CONTRACT.feature_names:
+        found = f"features {manifest.get('features')}"
+        declared = f"declares {CONTRACT.feature_names}"
+    elif fingerprint is not None and fingerprint != CONTRACT.fingerprint():
+        found = f"contract {fingerprint} (classes {manifest.get('classes')})"
+        declared = f"is {CONTRACT.fingerprint()} (classes {CONTRACT.target.labels})"
+    else:
+        return
+    raise ModelLoadError(
+        f"the model at '{where}' was trained on {found}, but this project's contract "
+        f"{declared}: train a model on this contract (or serve with the contract it had)"
+    )
 
 
 def load_serving_model(folder: str | Path, backend: str = "onnx") -> ServingModel:
@@ -102,11 +132,7 @@ def load_serving_model(folder: str | Path, backend: str = "onnx") -> ServingMode
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"{manifest_path} cannot be read: {error}") from error
-    if manifest.get("features") != CONTRACT.feature_names:
-        raise ModelLoadError(
-            f"the model at '{folder}' was trained on features {manifest.get('features')}, "
-            f"but the contract declares {CONTRACT.feature_names}: retrain it"
-        )
+    check_contract(manifest, folder)
     onnx = manifest.get("onnx") or {}
     if backend == "onnx" and onnx and (folder / ONNX_FILE).is_file():
         try:

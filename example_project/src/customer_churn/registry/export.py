@@ -25,6 +25,7 @@ from .artifact import (
     PIPELINE_FILE,
     REFERENCE_FILE,
     ServingModel,
+    headline,
     onnx_session,
 )
 
@@ -67,7 +68,7 @@ def compare(pipeline, session_model, frame: pd.DataFrame) -> dict[str, float]:
     """How far the ONNX graph's answers are from the pipeline's on `frame`."""
     predictions, probabilities = session_model.predict_records(as_records(frame))
     if CONTRACT.target.kind == "classification":
-        exact = pipeline.predict_proba(features_of(frame))[:, -1]
+        exact = pipeline.predict_proba(features_of(frame))
         return {
             "max_difference": float(np.max(np.abs(probabilities - exact))),
             "mean_difference": float(np.mean(np.abs(probabilities - exact))),
@@ -92,7 +93,7 @@ def reference_frame(pipeline, rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame
     reference = features_of(rows).reset_index(drop=True)
     reference["prediction"] = pipeline.predict(features_of(rows))
     if CONTRACT.target.kind == "classification":
-        reference["probability"] = pipeline.predict_proba(features_of(rows))[:, -1]
+        reference["probability"] = headline(pipeline.predict_proba(features_of(rows)))
     return reference
 
 
@@ -154,7 +155,8 @@ def build_serving_folder(
     manifest = metadata | {
         "problem_type": CONTRACT.target.kind,
         "features": CONTRACT.feature_names,
-        "classes": [int(c) for c in getattr(pipeline, "classes_", [])],
+        "contract": CONTRACT.fingerprint(),
+        "classes": getattr(pipeline, "classes_", np.array([])).tolist(),
         "skops_trusted_types": trusted_types(pipeline),
         "onnx": None,
     }

@@ -3,7 +3,9 @@
 It scores the newest version (the challenger) and the current champion on the same holdout,
 requires the challenger to meet every absolute threshold and to beat the champion by the
 margin, records the decision and the figures as tags on both versions, and moves the alias
-only then. The first version is promoted when it meets the thresholds.
+only then. The first version is promoted when it meets the thresholds; so is the first
+version of a changed feature contract, whose champion cannot be scored on the new data (the
+decision says so).
 
 Accuracy is not enough: the challenger must also keep every segment gap (measured here, on
 the holdout), its single-record p99 latency and its artifact size (from the production
@@ -15,15 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..data.ingest import load_table, split
-from ..data.validate import validate
+from ..contract import CONTRACT
 from ..errors import ProjectError
 from ..modeling.evaluate import LOWER_IS_BETTER, PRIMARY_METRIC, compute_metrics
+from ..modeling.fit import labelled_split
 from ..modeling.segments import GAP_METRIC, report_for
 from ..settings import Settings
 from .cache import seed
 from .profile import PROFILE_METRICS
-from .tracking import configure_tracking
+from .tracking import CONTRACT_TAG, configure_tracking
 
 CHAMPION = "champion"
 SEGMENT_GAP = "segment_gap_"  # figures segment_gap_<feature>, one per compared feature
@@ -42,13 +44,15 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
     challenger_metrics: dict[str, float] = field(default_factory=dict)
     champion_metrics: dict[str, float] = field(default_factory=dict)
+    note: str = ""  # what the decision rests on beyond the figures (a contract change)
 
     @property
     def summary(self) -> str:
+        note = f" ({self.note})" if self.note else ""
         if self.promoted:
             previous = f" (replacing version {self.champion})" if self.champion else ""
-            return f"version {self.challenger} promoted to {CHAMPION}{previous}"
-        return f"version {self.challenger} refused: " + "; ".join(self.reasons)
+            return f"version {self.challenger} promoted to {CHAMPION}{previous}{note}"
+        return f"version {self.challenger} refused{note}: " + "; ".join(self.reasons)
 
 
 def _better_by(metric: str, challenger: float, champion: float) -> float:
@@ -108,35 +112,41 @@ def promote(settings: Settings) -> Decision:
     """Judge the newest version against the champion; move the alias if it wins."""
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     configure_tracking(settings)
     client = MlflowClient()
     name = settings.registered_model_name
-    versions = client.search_model_versions(f"name = '{name}'")
-    if not versions:
-        raise ProjectError(f"no version of '{name}' is registered: run the train command first")
-    challenger = max(versions, key=lambda v: int(v.version))
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        champion = None
+    challenger, champion = _contenders(client, name)
     if champion is not None and str(champion.version) == str(challenger.version):
         seed_serving_cache(settings, str(champion.version))
         return Decision(True, str(challenger.version), str(champion.version), ["already champion"])
 
-    _, holdout = split(validate(load_table(settings.data_path)), settings.test_size, settings.seed)
+    _, holdout = labelled_split(settings)
 
-    def score(model_version) -> dict[str, float]:
-        """Holdout metrics and segment gaps, with the profile its training run recorded."""
+    def score(model_version) -> dict[str, float] | None:
+        """Holdout metrics and segment gaps, with the profile its training run recorded; None
+        for a model of another contract."""
         pipeline = mlflow.sklearn.load_model(f"models:/{name}/{model_version.version}")
+        if not same_contract(model_version, pipeline):
+            return None
         recorded = client.get_run(model_version.run_id).data.metrics
         segments = report_for(pipeline, holdout, settings.segment_min_rows).metrics()
         profile = {key: recorded[key] for key in PROFILE_METRICS if key in recorded}
         return compute_metrics(pipeline, holdout) | segments | profile
 
     challenger_metrics = score(challenger)
+    if challenger_metrics is None:
+        raise ProjectError(
+            f"version {challenger.version} was trained on another feature contract than this "
+            "project's: run the train command on this contract, then promote"
+        )
     champion_metrics = score(champion) if champion is not None else None
+    note = ""
+    if champion is not None and champion_metrics is None:
+        note = (
+            f"the champion, version {champion.version}, was trained on another feature "
+            f"contract: version {challenger.version} is judged on the thresholds alone"
+        )
     reasons = judge(settings, challenger_metrics, champion_metrics)
     decision = Decision(
         not reasons,
@@ -145,12 +155,41 @@ def promote(settings: Settings) -> Decision:
         reasons,
         challenger_metrics,
         champion_metrics or {},
+        note,
     )
     _record(client, name, decision)
     if decision.promoted:
         client.set_registered_model_alias(name, CHAMPION, challenger.version)
         seed_serving_cache(settings, str(challenger.version))
     return decision
+
+
+def same_contract(model_version, pipeline) -> bool:
+    """Whether a registered version was trained on this project's feature contract: by the
+    fingerprint it was tagged with, or (versions registered before fingerprints) by the
+    features and classes the pipeline was fitted on."""
+    tag = (model_version.tags or {}).get(CONTRACT_TAG)
+    if tag is not None:
+        return tag == CONTRACT.fingerprint()
+    fitted = list(getattr(pipeline, "feature_names_in_", CONTRACT.feature_names))
+    classes = getattr(pipeline, "classes_", None)
+    if classes is not None and classes.tolist() != CONTRACT.target.labels:
+        return False
+    return fitted == CONTRACT.feature_names
+
+
+def _contenders(client, name: str):
+    """The newest registered version and the current champion (None without one)."""
+    from mlflow.exceptions import MlflowException
+
+    versions = client.search_model_versions(f"name = '{name}'")
+    if not versions:
+        raise ProjectError(f"no version of '{name}' is registered: run the train command first")
+    challenger = max(versions, key=lambda v: int(v.version))
+    try:
+        return challenger, client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return challenger, None
 
 
 def seed_serving_cache(settings: Settings, version: str) -> None:
@@ -170,6 +209,8 @@ def _record(client, name: str, decision: Decision) -> None:
         "promotion.challenger": decision.challenger,
         "promotion.champion": decision.champion or "none",
     }
+    if decision.note:
+        tags["promotion.note"] = decision.note
     for role in ("challenger", "champion"):
         figures = getattr(decision, f"{role}_metrics")
         tags |= {f"promotion.{role}.{name}": f"{value:.6f}" for name, value in figures.items()}

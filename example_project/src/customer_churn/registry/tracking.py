@@ -18,12 +18,14 @@ from typing import Any
 
 import pandas as pd
 
+from ..contract import CONTRACT
 from ..errors import ModelLoadError, TrackingError
 from ..settings import Settings
 from .artifact import MANIFEST, REGISTRY_SCHEMES, load_pipeline
 from .export import trusted_types
 
 ALIAS = "challenger"  # set on every newly registered version
+CONTRACT_TAG = "contract"  # version tag: the fingerprint of the contract it was trained on
 SERVING_DISTRIBUTIONS = ("scikit-learn", "pandas", "numpy", "skops")
 
 
@@ -110,11 +112,15 @@ def log_model(pipeline, sample: pd.DataFrame) -> str:
 
 
 def register(model_uri: str, settings: Settings) -> str:
-    """Register a logged model as a new version and alias it; return the version."""
+    """Register a logged model as a new version, tagged with the fingerprint of the contract it
+    was trained on, and alias it; return the version."""
     import mlflow
     from mlflow import MlflowClient
 
-    model_version = str(mlflow.register_model(model_uri, settings.registered_model_name).version)
+    registered = mlflow.register_model(
+        model_uri, settings.registered_model_name, tags={CONTRACT_TAG: CONTRACT.fingerprint()}
+    )
+    model_version = str(registered.version)
     MlflowClient().set_registered_model_alias(settings.registered_model_name, ALIAS, model_version)
     return model_version
 

@@ -15,12 +15,26 @@ from typing import Any
 
 import orjson
 
+from ..contract import CONTRACT
+
 
 def plain_numbers(values) -> list:
     """Python numbers from a numpy array or a list of numpy or Python numbers."""
     if hasattr(values, "tolist"):
         return values.tolist()
-    return [value.item() if hasattr(value, "item") else value for value in values]
+    return [value.tolist() if hasattr(value, "tolist") else value for value in values]
+
+
+def _probabilities(share) -> dict[str, Any]:
+    """A record's `probability` (of the positive class, or of the predicted one beyond two
+    classes) and, beyond two classes, `probabilities`: one per class in the contract's
+    `labels` order, for live metrics that need them all."""
+    if not isinstance(share, list):
+        return {"probability": round(share, 6)}
+    if not CONTRACT.target.multiclass:
+        return {"probability": round(share[-1], 6)}
+    rounded = [round(value, 6) for value in share]
+    return {"probability": max(rounded), "probabilities": rounded}
 
 
 def request_entries(
@@ -44,7 +58,7 @@ def request_entries(
             "prediction": prediction,
         }
         if shares is not None:
-            entry["probability"] = round(shares[row], 6)
+            entry |= _probabilities(shares[row])
         yield entry
 
 

@@ -76,8 +76,19 @@ def parse_records(body: bytes) -> list[Any]:
 
 
 class Prediction(BaseModel):
-    prediction: int = Field(description="Predicted class of the target")
-    probability: float = Field(description="Probability of the positive class")
+    prediction: Literal[tuple(CONTRACT.target.labels)] = Field(  # type: ignore[valid-type]
+        description="Predicted class of the target"
+    )
+    probability: float = Field(
+        description=(
+            "Probability of the predicted class"
+            if CONTRACT.target.multiclass
+            else f"Probability of the positive class ({CONTRACT.target.positive!r})"
+        )
+    )
+    probabilities: dict[str, float] = Field(
+        description="Probability of every class, keyed by the class label (as text)"
+    )
 
 
 class PredictionResponse(BaseModel):

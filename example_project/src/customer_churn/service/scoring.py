@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..registry.artifact import ServingModel
+from ..contract import CONTRACT
+from ..registry.artifact import ServingModel, headline
 from ..settings import Settings
 from .holder import ModelHolder
 from .logs import REQUEST_ID
@@ -18,6 +19,25 @@ from .rollout import CHAMPION, Rollout
 def outcomes(model: ServingModel, predictions) -> list[str]:
     """The label of each prediction in the `predictions` metric: the class."""
     return [str(label) for label in predictions]
+
+
+CLASS_KEYS = [str(label) for label in CONTRACT.target.labels]
+
+
+def classes_answers(predictions, probabilities) -> list[dict[str, Any]]:
+    """Each record's class, the probability of the positive (or predicted) class and of
+    every class, as numbers of Python's own (what the JSON encoder takes fastest)."""
+    shares = headline(probabilities).tolist()
+    return [
+        {
+            "prediction": label,
+            "probability": share,
+            "probabilities": dict(zip(CLASS_KEYS, row, strict=True)),
+        }
+        for label, share, row in zip(
+            predictions.tolist(), shares, probabilities.tolist(), strict=True
+        )
+    ]
 
 
 class Scorer:
@@ -71,17 +91,13 @@ class Scorer:
         rollout = self.rollout
         if rollout is None:
             predictions, probabilities = loaded.predict_records(inputs)
-            labels, shares = predictions.tolist(), probabilities.tolist()  # numbers of Python's
-            for label in labels:
+            for label in predictions.tolist():
                 self.metrics.count_prediction(str(label))
         else:
             loaded, variant, predictions, probabilities = rollout.score(
                 loaded, self.models.challenger, headers, request_id, inputs
             )
-            labels, shares = predictions.tolist(), probabilities.tolist()
-        answers = [
-            {"prediction": int(p), "probability": q} for p, q in zip(labels, shares, strict=True)
-        ]
+        answers = classes_answers(predictions, probabilities)
         prediction_log = self.prediction_log
         if prediction_log is not None:
             elapsed_ms = (time.perf_counter() - started) * 1000

@@ -24,6 +24,9 @@ def test_a_list_of_records_matches_one_by_one(client, sample):
     for together, alone in zip(batch, single, strict=True):
         # A batch may sum in another order (tree ensembles; a linear model's matrix product),
         # and ONNX Runtime sums in float32: equal up to float32 rounding (about 1e-7).
+        assert together.pop("prediction") == alone.pop("prediction")
+        shares = together.pop("probabilities", {})
+        assert shares == pytest.approx(alone.pop("probabilities", {}), rel=1e-6)
         assert together == pytest.approx(alone, rel=1e-6)
 
 
