@@ -167,7 +167,7 @@ def summary(project: Path, stages: dict[str, float], answer: dict) -> None:
         times.add_row(name, f"{seconds:.2f}")
     times.add_row("total", f"{sum(stages.values()):.2f}", style="bold")
     console.print(times)
-    console.print(f"The answer: {json.dumps(answer['predictions'])}")
+    console.print(f"The answer: {json.dumps(answer['predictions'])}", soft_wrap=True)
     console.print(f"The project: {project}")
 
 
