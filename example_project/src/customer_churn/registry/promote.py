@@ -110,7 +110,6 @@ def _beyond_accuracy(settings: Settings, challenger: dict) -> list[str]:
 
 def promote(settings: Settings) -> Decision:
     """Judge the newest version against the champion; move the alias if it wins."""
-    import mlflow
     from mlflow import MlflowClient
 
     configure_tracking(settings)
@@ -126,8 +125,8 @@ def promote(settings: Settings) -> Decision:
     def score(model_version) -> dict[str, float] | None:
         """Holdout metrics and segment gaps, with the profile its training run recorded; None
         for a model of another contract."""
-        pipeline = mlflow.sklearn.load_model(f"models:/{name}/{model_version.version}")
-        if not same_contract(model_version, pipeline):
+        pipeline = contract_pipeline(model_version, f"models:/{name}/{model_version.version}")
+        if pipeline is None:
             return None
         recorded = client.get_run(model_version.run_id).data.metrics
         segments = report_for(pipeline, holdout, settings.segment_min_rows).metrics()
@@ -164,18 +163,23 @@ def promote(settings: Settings) -> Decision:
     return decision
 
 
-def same_contract(model_version, pipeline) -> bool:
-    """Whether a registered version was trained on this project's feature contract: by the
-    fingerprint it was tagged with, or (versions registered before fingerprints) by the
-    features and classes the pipeline was fitted on."""
+def contract_pipeline(model_version, uri: str):
+    """The pipeline of a registered version trained on this project's feature contract, else
+    None. A version tagged with another contract's fingerprint is not downloaded; one
+    registered before fingerprints is judged by the features and classes it was fitted on."""
+    import mlflow
+
     tag = (model_version.tags or {}).get(CONTRACT_TAG)
+    if tag is not None and tag != CONTRACT.fingerprint():
+        return None
+    pipeline = mlflow.sklearn.load_model(uri)
     if tag is not None:
-        return tag == CONTRACT.fingerprint()
+        return pipeline
     fitted = list(getattr(pipeline, "feature_names_in_", CONTRACT.feature_names))
     classes = getattr(pipeline, "classes_", None)
     if classes is not None and classes.tolist() != CONTRACT.target.labels:
-        return False
-    return fitted == CONTRACT.feature_names
+        return None
+    return pipeline if fitted == CONTRACT.feature_names else None
 
 
 def _contenders(client, name: str):
