@@ -50,8 +50,14 @@ def tool(name: str) -> str:
 
 
 def project_env(python_version: str) -> dict[str, str]:
-    """Environment for commands run inside a rendering: its own Python, a shared uv cache."""
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
+    """Environment for commands run inside a rendering: its own Python, a shared uv cache.
+
+    PYTHONDONTWRITEBYTECODE is dropped, as a user's shell does not set it: with it, every
+    process of a rendering compiles its imports anew (measured: `promote` 17 s with it, 7 s
+    without once the bytecode is written).
+    """
+    dropped = ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["PATH"] = f"{Path(tool('uv')).parent}{os.pathsep}{env.get('PATH', '')}"
     interpreter = python_for(python_version)
     if interpreter:
