@@ -87,9 +87,10 @@ LABELS = st.integers(-5, 50) | st.text("abcdefgh", min_size=1, max_size=6)
 @st.composite
 def numerics(draw, name: str) -> Numeric:
     low = draw(st.none() | st.floats(-1e4, 1e4))
-    width = draw(st.floats(1, 1e4))
-    high = draw(st.none() | st.just(width if low is None else low + width))
     integer, nullable = draw(st.booleans()), draw(st.booleans())
+    # Two whole numbers at least fit a whole-number range: one value would be a constant.
+    width = draw(st.floats(2 if integer else 1, 1e4))
+    high = draw(st.none() | st.just(width if low is None else low + width))
     return Numeric(name, name, low, high, integer=integer, nullable=nullable)
 
 
@@ -125,7 +126,10 @@ def contracts(draw) -> Contract:
     return Contract(tuple(features), draw(targets()), identifier)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same 30 contracts on every run, so a run fails only for a change of code.
+@settings(
+    max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(contract=contracts(), seed=st.integers(0, 2**16))
 def test_any_contract_gives_valid_rows_with_a_learnable_target(contract, seed):
     train = validate(sample_rows(600, seed, contract=contract), contract=contract)

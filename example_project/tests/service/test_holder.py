@@ -1,8 +1,10 @@
 """The models served: loaded in the background, replaced only by one that loads and answers."""
 
 import json
+import logging
 import shutil
 import socket
+import subprocess
 import time
 
 import pytest
@@ -12,6 +14,7 @@ from pydantic import SecretStr
 from customer_churn.errors import ModelLoadError
 from customer_churn.registry.cache import cached_export, registry_cache
 from customer_churn.registry.tracking import ALIAS
+from customer_churn.service import holder as holder_module
 from customer_churn.service.app import create_app
 from customer_churn.service.holder import ModelHolder, load
 from customer_churn.service.metrics import Metrics
@@ -136,3 +139,24 @@ def test_the_refresh_swaps_in_the_version_the_alias_names_now(
     assert not holder.champion.from_cache
     assert cached_export(uri, local).name == f"version-{trained.model_version}"
     assert older.is_dir(), "the version before is kept (a service may still read it)"
+
+
+def test_a_pull_stopped_by_the_shutdown_is_no_registry_failure(
+    trained, settings, tmp_path, monkeypatch, caplog
+):
+    """Stopping the service signals its process group, the pull's process included: the
+    check of the alias ends without blaming the registry, and the served version stays."""
+    uri, local = _registry(settings, tmp_path, monkeypatch)
+    cache = registry_cache(uri, local)
+    shutil.copytree(trained.export_dir, cache / f"version-{trained.model_version}")
+    (cache / "current").write_text(f"version-{trained.model_version}")
+    served = load(uri, local, use_cache=True)
+    holder = ModelHolder(local, Metrics())
+    holder.install(served)
+    stopped = subprocess.CompletedProcess([], returncode=-15, stdout="", stderr="")
+    monkeypatch.setattr(holder_module.subprocess, "run", lambda *args, **kwargs: stopped)
+    with caplog.at_level(logging.INFO, logger=holder_module.__name__):
+        holder.refresh(served)
+    assert holder.champion is served
+    assert [r.levelname for r in caplog.records if "stopped by signal 15" in r.message] == ["INFO"]
+    assert not any(r.levelno >= logging.WARNING for r in caplog.records), caplog.text

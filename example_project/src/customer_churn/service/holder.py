@@ -28,6 +28,11 @@ class ReloadRefused(Exception):
     """A model given for a reload did not load or answer: the current one stays."""
 
 
+class PullStopped(ModelLoadError):
+    """The pull's process was stopped by a signal (the service shutting down, or Ctrl-C
+    reaching its process group): nothing is known about the registry."""
+
+
 def pull(source: str, settings: Settings) -> Path:
     """Pull a registry URI's export into the cache, in a separate process, so that this one
     never imports MLflow; the folder of the version it names now."""
@@ -37,6 +42,8 @@ def pull(source: str, settings: Settings) -> Path:
         result = subprocess.run(  # noqa: S603
             command, capture_output=True, text=True, timeout=600, check=False
         )
+        if result.returncode < 0:
+            raise PullStopped(f"pulling '{source}' was stopped by signal {-result.returncode}")
         if result.returncode != 0:
             lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
             raise ModelLoadError(f"cannot pull '{source}': {lines[-1]}")
@@ -145,6 +152,9 @@ class ModelHolder:
                 )
                 return
             candidate = load_folder(folder, served.source, self.settings)
+        except PullStopped as error:
+            log.info("%s; serving version %s", error, served.version)
+            return
         except Exception as error:
             log.warning("serving version %s from an earlier pull: %s", served.version, error)
             return
