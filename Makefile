@@ -21,8 +21,13 @@ install: $(UV)  ## the template's development environment (.venv, from uv.lock)
 demo: install  ## render the defaults, train, serve, send one prediction, stop
 	$(RUN) python tests/harness.py demo
 
+# The suite spreads over JOBS processes (the machine's cores: the tests mostly wait on
+# installs, servers and other programs), then runs the `serial` tests alone, as they time
+# services under load.
+JOBS ?= 2
 test: install lint  ## everything: lint, render every answer set, run renderings' own tests
-	$(RUN) pytest
+	$(RUN) pytest -m "not serial" --numprocesses $(JOBS) --dist loadgroup
+	$(RUN) pytest -m serial
 
 test-fast: install  ## render-level checks only (no installs, no outside validators), under a minute
 	$(RUN) pytest -m "not slow and not tools"

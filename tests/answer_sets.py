@@ -53,7 +53,3 @@ ANSWER_SETS: dict[str, dict[str, str | bool]] = {
         "license": "Apache-2.0",
     },
 }
-
-# Installed in a fresh environment and their own test suites run (tier 3).
-# regression-random_forest runs its suite on a real table instead: tests/test_own_data.py.
-RUN_SETS = ["defaults"]

@@ -150,6 +150,7 @@ def start_mlflow_server(project: Path, env: dict, folder: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("port-8000")  # with the course guide, which serves on it too
 def test_image_builds_and_serves_predictions(rendered, answers_of, docker_engine, tmp_path):
     # A copy: training fills the folder (.venv, models/), which the render tests must not see.
     project = Path(shutil.copytree(rendered(BUILD_SET), tmp_path / "project"))

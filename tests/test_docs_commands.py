@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from docs_site import DOCS, documented_commands
+from docs_site import DOCS, course_steps, documented_commands, stable_lines
 from harness import (
     ROOT,
     project_env,
@@ -27,14 +27,17 @@ from harness import (
 # Where each quickstart command is run. An entry is `FILE` (the file runs it) or
 # `FILE::FUNCTION` (that function runs it); the command must appear in its source.
 QUICKSTART_RUNS = {
-    "make demo": ["tests/test_docs_commands.py::test_make_demo_serves_a_prediction"],
-    # the template's suite is CI's command; the rendered project's is tier 3's
-    "make test": [".ci/run", "tests/test_run.py::test_rendered_project_passes_its_own_tests"],
+    "make demo": ["tests/test_fresh_machine.py::demo"],
+    # the template's suite is CI's command; the rendered project's runs on the fresh machine
+    "make test": [
+        ".ci/run",
+        "tests/test_fresh_machine.py::test_the_demo_project_passes_its_own_tests",
+    ],
     "uvx copier copy path/or/url/of/copier-mlops my-project": [
         "tests/test_docs_commands.py::test_quickstart_copy_renders_a_project"
     ],
     # harness.demo runs the targets of the rendering's `make run` one at a time, to time them;
-    # test_make_demo_serves_a_prediction runs it
+    # tests/test_fresh_machine.py runs it
     "make run": ["tests/harness.py::demo"],
 }
 
@@ -70,27 +73,6 @@ def test_ci_runs_make_test():
 
 
 @pytest.mark.slow
-def test_make_demo_serves_a_prediction():
-    # The repository's uv first on PATH, as for .ci/run; telemetry off.
-    env = {**os.environ, "PATH": f"{Path(tool('uv')).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
-    result = subprocess.run(
-        ["make", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    assert "==> train: uv run --frozen customer_churn train" in output
-    assert '"predictions"' in output
-    assert not re.search(r"^make(\[\d+\])?: \*\*\*", output, re.MULTILINE), "a make error line"
-    shown = next(
-        text for commands, text in course_steps("quickstart.md") if commands == ["make demo"]
-    )
-    # The quickstart shows the last lines; only the id, the probability and the folder vary.
-    unseen = _shape(shown) - _shape(output)
-    assert not unseen, f"make demo did not print {sorted(unseen)}"
-
-
-@pytest.mark.slow
 def test_quickstart_copy_renders_a_project(tmp_path):
     documented = "uvx copier copy path/or/url/of/copier-mlops my-project"
     assert documented in documented_commands("quickstart.md")
@@ -116,40 +98,6 @@ def test_quickstart_copy_renders_a_project(tmp_path):
 # block checked against what the commands printed.
 COURSE_PORT = 8000
 PRESET = re.compile(r"presets/(lesson-[\w-]+\.yml)")
-BLOCK = re.compile(r"^```(bash|text)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-VOLATILE = [
-    (re.compile(r"copier-mlops-demo-\w+"), "<folder>"),
-    (re.compile(r"\b[0-9a-f]{32}\b"), "<id>"),
-    (re.compile(r"-?\d+(\.\d+)?(e[+-]?\d+)?"), "<n>"),
-    (re.compile(r"─+"), "─"),  # the rules of a table, as wide as its widest figure
-    (re.compile(r"\s+"), " "),
-]
-
-
-def course_steps(page: str = "course.md") -> list[tuple[list[str], str | None]]:
-    """(commands of a bash block, the text block right after it or None), in page order."""
-    blocks = BLOCK.findall((DOCS / page).read_text())
-    steps = []
-    for index, (kind, body) in enumerate(blocks):
-        if kind != "bash":
-            continue
-        after = blocks[index + 1] if index + 1 < len(blocks) else None
-        commands = [re.sub(r"\s+#.*$", "", line).strip() for line in body.splitlines()]
-        steps.append(
-            ([c for c in commands if c], after[1] if after and after[0] == "text" else None)
-        )
-    return steps
-
-
-def _shape(text: str) -> set[str]:
-    """Lines with their ids and numbers masked: what stays the same from run to run."""
-    lines = set()
-    for line in text.splitlines():
-        for pattern, mask in VOLATILE:
-            line = pattern.sub(mask, line)
-        if line.strip():
-            lines.add(line.strip())
-    return lines
 
 
 def test_course_guide_lessons_follow_the_presets():
@@ -162,6 +110,7 @@ def test_course_guide_lessons_follow_the_presets():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("port-8000")  # with the image test, which serves on it too
 def test_course_guide_commands_run_and_print_what_it_shows(tmp_path):
     missing = [p for p in PRESET.findall((DOCS / "course.md").read_text())
                if not (ROOT / "presets" / p).exists()]  # fmt: skip
@@ -202,7 +151,7 @@ def run_course(scratch: Path, template: Path) -> None:
                 output += f"{result.stdout}\n{result.stderr}\n"  # curl ends without a newline
                 assert result.returncode == 0, f"`{command}` in {cwd}:\n{output[-4000:]}"
             if expected is not None:
-                unseen = _shape(expected) - _shape(output)
+                unseen = stable_lines(expected) - stable_lines(output)
                 assert not unseen, f"{commands} did not print {unseen}:\n{output[-4000:]}"
     finally:
         if server:

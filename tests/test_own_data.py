@@ -2,7 +2,8 @@
 `contract init` to a served prediction and a passing `make test`, with no hand edit.
 
 - penguins: three text classes on the default rendering, by the commands of
-  docs/how-to/own-data.md, `make run` and `make test` as the page says;
+  docs/how-to/own-data.md, `make run` and `make test` as the page says (its load tests left
+  out);
 - cars: regression (random forest), after `contract init` refused a name and a date column,
   to the project's tests without its load tests (see the test);
 - biopsy: two text classes on the linear rendering, after a champion of the example: the
@@ -92,6 +93,9 @@ def test_the_own_data_page_takes_penguins_to_a_served_model(rendered, tmp_path):
     metrics = json.loads((project.work / "reports/metrics.json").read_text())
     print(f"penguins metrics: {metrics}")
     assert metrics["test_f1_macro"] > 0.9 and metrics["test_roc_auc"] > 0.95
+    # The page's `make test`, its load tests left out: they time the service under load,
+    # which the tests beside this one would disturb; test_fresh_machine.py runs them alone.
+    project.env["PYTEST_ADDOPTS"] = "-m 'not load'"
     output = bash(project, commands[3])
     assert " passed" in output and " failed" not in output
 
@@ -108,7 +112,7 @@ def test_cars_are_refused_then_drafted_and_pass_the_project_tests(rendered, tmp_
     # The load tests left out: on rows sampled from this contract the forest's ONNX graph
     # differs from the pipeline beyond the tolerance (float32 scaling before the trees), the
     # service falls back to scikit-learn, and shedding at twice that capacity does not keep
-    # admitted latency bounded. Penguins runs the whole `make test`, load tests included.
+    # admitted latency bounded (a known limit of the shedding, see the serving issue).
     output = bash(project, "uv run --frozen pytest -m 'not load'")
     assert " passed" in output and " failed" not in output
 
