@@ -186,10 +186,10 @@ def demo(destination: Path | None = None) -> None:
     env = project_env(answers["python_version"])
     env[f"{answers['package_name'].upper()}_PORT"] = str(port)
     stages.run("install", ["make", "install"], project, env)
-    # The recipes of `make validate`, `make train` and `make promote`, one at a time (make's
-    # own chain would validate twice: `train` depends on `validate`).
+    # The recipes of `make train` and `make promote`, one at a time, to time them (`train`
+    # validates the data itself).
     uv_run = [tool("uv"), "run", "--frozen", answers["package_name"]]
-    for step in ("validate", "train", "promote"):
+    for step in ("train", "promote"):
         stages.run(step, [*uv_run, step], project, env)
     command = [*uv_run, "serve"]
     print(f"==> serve: uv {' '.join(command[1:])} on :{port}", flush=True)
