@@ -1,5 +1,6 @@
 """The promotion gate, the run receipt, reproduction, the model card and a tracking server away."""
 
+import shutil
 import time
 
 import pytest
@@ -54,6 +55,32 @@ def test_the_gate_promotes_the_first_model_and_refuses_a_worse_one(tmp_path):
         assert tags["promotion.challenger"] == "2" and tags["promotion.champion"] == "1"
         assert "does not beat the champion" in tags["promotion.reason"]
         assert f"promotion.challenger.{PRIMARY_METRIC}" in tags
+
+
+def test_the_newest_version_is_judged_on_the_figures_its_run_recorded(tmp_path):
+    """Trained and scored on this very holdout, the challenger is not downloaded to be scored
+    again: the gate works with the artifact store gone, on the run's holdout figures."""
+    settings = make_settings(tmp_path, cv_folds=2, promotion_thresholds={}, max_segment_gap=None)
+    write_table(sample_rows(500, seed=3), settings.data_path)
+    trained = train(settings)
+    shutil.rmtree(settings.artifact_location)
+    decision = promote(settings)
+    assert decision.promoted, decision.reasons
+    recorded = {
+        name.removeprefix("test_"): value
+        for name, value in trained.metrics.items()
+        if name.startswith("test_")
+    }
+    assert recorded and {name: decision.challenger_metrics[name] for name in recorded} == recorded
+    # The data changed since (the same rows in another order: another holdout), the version
+    # is scored again, on the rows of the file as it is now.
+    other = make_settings(tmp_path / "other", cv_folds=2, promotion_thresholds={})
+    other = other.model_copy(update={"max_segment_gap": None})
+    write_table(sample_rows(500, seed=3), other.data_path)
+    first = train(other).metrics
+    write_table(sample_rows(500, seed=3).iloc[::-1], other.data_path)
+    rescored = promote(other).challenger_metrics
+    assert rescored[PRIMARY_METRIC] != first[f"test_{PRIMARY_METRIC}"]
 
 
 def test_thresholds_and_margin_are_both_required(tmp_path):

@@ -27,7 +27,7 @@ from ..registry.export import (
     staging_folder,
     write_manifest,
 )
-from ..registry.receipt import make_receipt, receipt_tags
+from ..registry.receipt import HOLDOUT_TAG, holdout_key, make_receipt, receipt_tags
 from ..registry.tracking import configure_tracking, log_model, register
 from ..settings import Settings
 
@@ -82,7 +82,8 @@ def log_run(fitted: Fitted, receipt: dict[str, Any], analysis: Analysis, setting
             "rows_test": len(fitted.test_frame),
         }
     )
-    mlflow.set_tags(receipt_tags(receipt))
+    holdout = holdout_key(settings, receipt["data_sha256"])
+    mlflow.set_tags(receipt_tags(receipt) | {HOLDOUT_TAG: holdout})
     mlflow.log_dict(receipt, "receipt.json")
     mlflow.log_metrics(fitted.metrics)
     for path in analysis.report_paths:

@@ -1,6 +1,7 @@
 """The promotion gate: the newest registered version becomes `champion` only when it earns it.
 
-It scores the newest version (the challenger) and the current champion on the same holdout,
+It scores the newest version (the challenger) and the current champion on the same holdout
+(a version's training run that scored this very holdout gives its recorded figures instead),
 requires the challenger to meet every absolute threshold and to beat the champion by the
 margin, records the decision and the figures as tags on both versions, and moves the alias
 only then. The first version is promoted when it meets the thresholds; so is the first
@@ -25,6 +26,7 @@ from ..modeling.segments import GAP_METRIC, report_for
 from ..settings import Settings
 from .cache import seed
 from .profile import PROFILE_METRICS
+from .receipt import HOLDOUT_TAG, holdout_key
 from .tracking import CONTRACT_TAG, configure_tracking
 
 CHAMPION = "champion"
@@ -120,19 +122,7 @@ def promote(settings: Settings) -> Decision:
         seed_serving_cache(settings, str(champion.version))
         return Decision(True, str(challenger.version), str(champion.version), ["already champion"])
 
-    _, holdout = labelled_split(settings)
-
-    def score(model_version) -> dict[str, float] | None:
-        """Holdout metrics and segment gaps, with the profile its training run recorded; None
-        for a model of another contract."""
-        pipeline = contract_pipeline(model_version, f"models:/{name}/{model_version.version}")
-        if pipeline is None:
-            return None
-        recorded = client.get_run(model_version.run_id).data.metrics
-        segments = report_for(pipeline, holdout, settings.segment_min_rows).metrics()
-        profile = {key: recorded[key] for key in PROFILE_METRICS if key in recorded}
-        return compute_metrics(pipeline, holdout) | segments | profile
-
+    score = _scorer(client, settings)
     challenger_metrics = score(challenger)
     if challenger_metrics is None:
         raise ProjectError(
@@ -161,6 +151,38 @@ def promote(settings: Settings) -> Decision:
         client.set_registered_model_alias(name, CHAMPION, challenger.version)
         seed_serving_cache(settings, str(challenger.version))
     return decision
+
+
+def _scorer(client, settings: Settings):
+    """`score(model_version)`: the version's holdout metrics and segment gaps, with the profile
+    its training run recorded; None for a model of another contract.
+
+    A version whose run scored this very holdout (the same data file, split and segment rule:
+    its `holdout` tag) is judged on the figures its run recorded, without downloading it: the
+    newest version, just trained, is the usual case. Any other is scored here, on the holdout
+    split once."""
+    current = holdout_key(settings)
+    holdout: list = []
+
+    def score(model_version) -> dict[str, float] | None:
+        tag = (model_version.tags or {}).get(CONTRACT_TAG)
+        if tag is not None and tag != CONTRACT.fingerprint():
+            return None
+        run = client.get_run(model_version.run_id).data
+        profile = {key: run.metrics[key] for key in PROFILE_METRICS if key in run.metrics}
+        if tag is not None and run.tags.get(HOLDOUT_TAG) == current:
+            test = {k: v for k, v in run.metrics.items() if k.startswith("test_")}
+            return {k.removeprefix("test_"): v for k, v in test.items()} | profile
+        uri = f"models:/{settings.registered_model_name}/{model_version.version}"
+        pipeline = contract_pipeline(model_version, uri)
+        if pipeline is None:
+            return None
+        if not holdout:
+            holdout.append(labelled_split(settings)[1])
+        segments = report_for(pipeline, holdout[0], settings.segment_min_rows).metrics()
+        return compute_metrics(pipeline, holdout[0]) | segments | profile
+
+    return score
 
 
 def contract_pipeline(model_version, uri: str):

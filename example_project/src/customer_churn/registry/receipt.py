@@ -77,6 +77,16 @@ def make_receipt(settings: Settings, estimator) -> dict[str, Any]:
     }
 
 
+HOLDOUT_TAG = "holdout"  # on a run: the holdout its figures were scored on (holdout_key)
+
+
+def holdout_key(settings: Settings, data_sha256: str | None = None) -> str:
+    """What decides the holdout's rows and their segments: the data file's digest, the split
+    (seed and size) and the segment rule. Runs of one key scored the same rows the same way."""
+    digest = data_sha256 or file_sha256(settings.data_path)
+    return f"{digest}:{settings.seed}:{settings.test_size}:{settings.segment_min_rows}"
+
+
 def receipt_tags(receipt: dict[str, Any]) -> dict[str, str]:
     """The receipt as run tags (searchable in MLflow), its parameters left to receipt.json."""
     return {f"receipt.{key}": str(receipt[key]) for key in receipt if key != "model_params"} | {
