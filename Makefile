@@ -23,11 +23,11 @@ demo: install  ## render the defaults, train, serve, send one prediction, stop
 
 # The suite spreads over JOBS processes (the machine's cores: the tests mostly wait on
 # installs, servers and other programs), then runs the `serial` tests alone, as they time
-# services under load.
+# services under load. The slowest tests are listed: the suite is kept under 20 minutes.
 JOBS ?= 2
 test: install lint  ## everything: lint, render every answer set, run renderings' own tests
-	$(RUN) pytest -m "not serial" --numprocesses $(JOBS) --dist loadgroup
-	$(RUN) pytest -m serial
+	$(RUN) pytest -m "not serial" --numprocesses $(JOBS) --dist loadgroup --durations 15
+	$(RUN) pytest -m serial --durations 5
 
 test-fast: install  ## render-level checks only (no installs, no outside validators), under a minute
 	$(RUN) pytest -m "not slow and not tools"
