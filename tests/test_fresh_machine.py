@@ -1,6 +1,7 @@
 """The README's two commands on a stock Debian 12 machine (tests/fresh_root.py): `make demo`
 renders the defaults, trains, serves and answers, printing what the quickstart shows and no
-error line; then the project it made passes its own `make test` and `make lint` there.
+error line; then the project it made passes its own `make test` (its load tests left to
+tests/test_run.py, which runs them alone) and `make lint` there.
 
 The root's `make test` is not run inside (it is this suite). Where no fresh root can be made
 (not root, no debootstrap), the same commands run on this machine instead, saying so loudly;
@@ -21,7 +22,7 @@ from fresh_root import FreshRoot, unavailable
 from docs_site import course_steps, stable_lines
 from harness import ROOT, loud, tool
 
-pytestmark = [pytest.mark.slow, pytest.mark.serial]
+pytestmark = pytest.mark.slow
 MAKE_ERROR = re.compile(r"^make(\[\d+\])?: \*\*\*", re.MULTILINE)
 LOGGED_TROUBLE = re.compile(r'"level": ?"(warning|error|critical)"')
 
@@ -97,7 +98,11 @@ def test_the_demo_project_passes_its_own_tests(machine, demo):
     that check it (`make test`, `make lint`)."""
     output, _ = demo
     project = re.search(r"^The project: (\S+)$", output, re.MULTILINE).group(1)
-    status, output, seconds = machine.run("make test && make lint", project)
+    # The load tests left out: they time the service under load, so they run alone, after
+    # the rest (tests/test_run.py).
+    status, output, seconds = machine.run(
+        "PYTEST_ADDOPTS=\"-m 'not load'\" make test && make lint", project
+    )
     print(f"the default rendering's make test and make lint: {seconds:.1f} s")
     assert status == 0, output[-6000:]
     assert " passed" in output and " failed" not in output

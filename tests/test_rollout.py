@@ -132,8 +132,10 @@ page.click("#predict-form button")
 page.wait_for_selector("#result.ok", timeout=15000)
 seen["result"] = page.inner_text("#result")
 request_id = seen["result"].rsplit(" ", 1)[-1]
+# Two rows: the champion's answer, and the shadow's score, logged a moment after it.
 page.wait_for_function(
-    "id => document.querySelector('#recent-body').innerText.includes(id)", arg=request_id
+    "id => document.querySelector('#recent-body').innerText.split(id).length > 2",
+    arg=request_id,
 )
 seen["recent"] = page.inner_text("#recent-body")
 seen["traffic"] = page.inner_text("#traffic-body")

@@ -1,6 +1,6 @@
-"""Tier 3: the rendered pre-commit hooks pass on the default rendering, and what the pipeline
-writes stays out of version control. (Its `make test` and `make lint` run on a fresh Debian
-machine: tests/test_fresh_machine.py.)"""
+"""Tier 3 on this machine: the default rendering's load tests pass, run alone; its pre-commit
+hooks pass, and what the pipeline writes stays out of version control. (Its `make test`, the
+load tests left out, and `make lint` run on a fresh Debian machine: test_fresh_machine.py.)"""
 
 import pytest
 
@@ -20,3 +20,14 @@ def test_pre_commit_hooks_pass_on_the_rendering(workspace, answers_of):
     assert sorted(ignored) == sorted(outputs)
     run_checked(["git", "add", "-A"], project, env)
     run_checked([tool("uvx"), "pre-commit", "run", "--all-files"], project, env, timeout=900)
+
+
+@pytest.mark.serial
+def test_the_load_tests_pass_alone(workspace, answers_of):
+    """The default rendering's load, soak and kill tests (its marker `load`), with nothing
+    else running: they time the service at twice its capacity."""
+    project, answers = workspace("defaults"), answers_of("defaults")
+    env = project_env(answers["python_version"])
+    run_checked(["make", "install"], project, env)
+    output = run_checked([tool("uv"), "run", "--frozen", "pytest", "-m", "load"], project, env)
+    assert " passed" in output and " failed" not in output and " deselected" in output
