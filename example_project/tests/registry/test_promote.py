@@ -72,15 +72,8 @@ def test_the_newest_version_is_judged_on_the_figures_its_run_recorded(tmp_path):
         if name.startswith("test_")
     }
     assert recorded and {name: decision.challenger_metrics[name] for name in recorded} == recorded
-    # The data changed since (the same rows in another order: another holdout), the version
-    # is scored again, on the rows of the file as it is now.
-    other = make_settings(tmp_path / "other", cv_folds=2, promotion_thresholds={})
-    other = other.model_copy(update={"max_segment_gap": None})
-    write_table(sample_rows(500, seed=3), other.data_path)
-    first = train(other).metrics
-    write_table(sample_rows(500, seed=3).iloc[::-1], other.data_path)
-    rescored = promote(other).challenger_metrics
-    assert rescored[PRIMARY_METRIC] != first[f"test_{PRIMARY_METRIC}"]
+    # A version trained on other rows is scored again: see the test above, whose second
+    # version, trained on shuffled labels, is judged on the holdout of the real data.
 
 
 def test_thresholds_and_margin_are_both_required(tmp_path):
