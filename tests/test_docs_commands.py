@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -116,11 +117,20 @@ def test_course_guide_commands_run_and_print_what_it_shows(tmp_path):
                if not (ROOT / "presets" / p).exists()]  # fmt: skip
     if missing:
         pytest.skip(f"COURSE PRESETS NOT IN THE REPOSITORY: {sorted(set(missing))}")
-    with socket.socket() as probe:  # the guide's service, simulator and curl all use :8000
-        if probe.connect_ex(("127.0.0.1", COURSE_PORT)) == 0:
+    # The guide's service, simulator and curl all use :8000; a test beside this one may hold
+    # it for a moment.
+    deadline = time.monotonic() + 120
+    while _port_taken(COURSE_PORT):
+        if time.monotonic() > deadline:
             pytest.skip(f"PORT {COURSE_PORT} IS TAKEN: the course guide's commands need it")
+        time.sleep(1)
     clone = working_tree_repository(tmp_path / "clone", ("copier.yml", "template", "presets"))
     run_course(tmp_path, clone)
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def run_course(scratch: Path, template: Path) -> None:

@@ -22,7 +22,8 @@ from fresh_root import FreshRoot, unavailable
 from docs_site import course_steps, stable_lines
 from harness import ROOT, loud, tool
 
-pytestmark = pytest.mark.slow
+# One group: the tests share one root and one demo, made once on one process.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fresh-machine")]
 MAKE_ERROR = re.compile(r"^make(\[\d+\])?: \*\*\*", re.MULTILINE)
 LOGGED_TROUBLE = re.compile(r'"level": ?"(warning|error|critical)"')
 
