@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 
 from ..contract import CONTRACT
 from ..errors import ProjectError
@@ -162,25 +163,24 @@ def _scorer(client, settings: Settings):
     newest version, just trained, is the usual case. Any other is scored here, on the holdout
     split once."""
     current = holdout_key(settings)
-    holdout: list = []
+
+    @cache
+    def holdout():
+        return labelled_split(settings)[1]
 
     def score(model_version) -> dict[str, float] | None:
-        tag = (model_version.tags or {}).get(CONTRACT_TAG)
-        if tag is not None and tag != CONTRACT.fingerprint():
-            return None
         run = client.get_run(model_version.run_id).data
         profile = {key: run.metrics[key] for key in PROFILE_METRICS if key in run.metrics}
-        if tag is not None and run.tags.get(HOLDOUT_TAG) == current:
-            test = {k: v for k, v in run.metrics.items() if k.startswith("test_")}
-            return {k.removeprefix("test_"): v for k, v in test.items()} | profile
+        fingerprint = (model_version.tags or {}).get(CONTRACT_TAG)
+        if fingerprint == CONTRACT.fingerprint() and run.tags.get(HOLDOUT_TAG) == current:
+            recorded = {k: v for k, v in run.metrics.items() if k.startswith("test_")}
+            return {k.removeprefix("test_"): v for k, v in recorded.items()} | profile
         uri = f"models:/{settings.registered_model_name}/{model_version.version}"
-        pipeline = contract_pipeline(model_version, uri)
+        pipeline = contract_pipeline(model_version, uri)  # None: another contract's
         if pipeline is None:
             return None
-        if not holdout:
-            holdout.append(labelled_split(settings)[1])
-        segments = report_for(pipeline, holdout[0], settings.segment_min_rows).metrics()
-        return compute_metrics(pipeline, holdout[0]) | segments | profile
+        segments = report_for(pipeline, holdout(), settings.segment_min_rows).metrics()
+        return compute_metrics(pipeline, holdout()) | segments | profile
 
     return score
 
