@@ -171,10 +171,26 @@ def summary(project: Path, stages: dict[str, float], answer: dict) -> None:
     console.print(f"The project: {project}")
 
 
+def run_recipe(project: Path) -> list[list[str]]:
+    """The command-line arguments of each line of the rendered Makefile's `run` recipe, all of
+    the form `$(RUN) $(PACKAGE) ARGUMENTS`."""
+    makefile = (project / "Makefile").read_text()
+    rule = re.search(r"^run:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    if rule is None:
+        raise SystemExit(f"no `run` rule with a recipe in {project / 'Makefile'}")
+    lines = []
+    for line in rule.group(1).splitlines():
+        arguments = line.split()
+        if arguments[:2] != ["$(RUN)", "$(PACKAGE)"]:
+            raise SystemExit(f"`make run` has a line the demo cannot time alone: {line.strip()}")
+        lines.append(arguments[2:])
+    return lines
+
+
 def demo(destination: Path | None = None) -> None:
-    """Render the defaults, run the rendered README's `make run` (its targets one at a time,
-    each timed: install, validate, train, promote, then the service), send the README's
-    example request, stop the service with SIGTERM (a graceful shutdown) and sum it up."""
+    """Render the defaults, run the rendered README's `make run` (its steps one at a time,
+    each timed: install, train and promote, then the service), send the README's example
+    request, stop the service with SIGTERM (a graceful shutdown) and sum it up."""
     destination = destination or Path(tempfile.mkdtemp(prefix="copier-mlops-demo-")) / "project"
     stages = Stages()
     print(f"==> render: the default answers into {destination}", flush=True)
@@ -186,11 +202,13 @@ def demo(destination: Path | None = None) -> None:
     env = project_env(answers["python_version"])
     env[f"{answers['package_name'].upper()}_PORT"] = str(port)
     stages.run("install", ["make", "install"], project, env)
-    # The recipes of `make train` and `make promote`, one at a time, to time them (`train`
-    # validates the data itself).
+    # `make run`'s recipe, one line at a time, to time each; its last line is the service.
     uv_run = [tool("uv"), "run", "--frozen", answers["package_name"]]
-    for step in ("train", "promote"):
-        stages.run(step, [*uv_run, step], project, env)
+    *steps, serve = run_recipe(project)
+    for arguments in steps:
+        stages.run(" ".join(arguments), [*uv_run, *arguments], project, env)
+    if serve != ["serve"]:
+        raise SystemExit(f"`make run` ends with {serve}, not the service: the demo needs it")
     command = [*uv_run, "serve"]
     print(f"==> serve: uv {' '.join(command[1:])} on :{port}", flush=True)
     server = subprocess.Popen(command, cwd=project, env=env, start_new_session=True)
