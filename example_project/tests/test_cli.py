@@ -10,9 +10,11 @@ from typer.testing import CliRunner
 
 from customer_churn.cli import app
 from customer_churn.contract import CONTRACT
-from customer_churn.data.ingest import load_table
+from customer_churn.data.ingest import load_table, write_table
+from customer_churn.registry.promote import CHAMPION
+from customer_churn.sampling import sample_rows
 from customer_churn.settings import ENV_PREFIX
-from tests.conftest import example_only
+from tests.conftest import example_only, make_settings
 
 runner = CliRunner()
 
@@ -70,7 +72,7 @@ def test_predict_command(trained, sample, tmp_path, env):
     assert f"wrote {len(sample)} predictions" in result.output
 
 
-def _run(*args, **env):
+def _run(*args, cwd=None, **env):
     """Run the real entry point in a subprocess, as a user would."""
     import os
 
@@ -79,8 +81,50 @@ def _run(*args, **env):
         capture_output=True,
         text=True,
         env=os.environ | env,
-        timeout=120,
+        cwd=cwd,
+        timeout=300,
     )
+
+
+def _project_env(settings, **limits) -> dict[str, str]:
+    """The environment that points the command line at the folders of `settings`."""
+    names = ("data_path", "models_dir", "reports_dir", "artifact_location", "cv_folds")
+    values = {f"{ENV_PREFIX}{name.upper()}": str(getattr(settings, name)) for name in names}
+    values["CUSTOMER_CHURN_TRACKING_URI"] = settings.tracking_uri
+    return values | {f"{ENV_PREFIX}{name.upper()}": value for name, value in limits.items()}
+
+
+def test_train_then_promote_in_one_command(tmp_path):
+    """`make run`'s first line, as a fresh process runs it: the tracking store is set up in a
+    second process while training starts (registry/store.py), then the gate promotes."""
+    from mlflow import MlflowClient
+
+    settings = make_settings(tmp_path, cv_folds=2)
+    write_table(sample_rows(300, seed=3), settings.data_path)
+    # This test is about the command, not the gate's limits (tests/registry/test_promote.py).
+    free = {"promotion_thresholds": "{}", "max_segment_gap": "none", "max_p99_latency_ms": "none"}
+    result = _run("train", "--promote", cwd=tmp_path, **_project_env(settings, **free))
+    assert result.returncode == 0, result.stderr
+    assert "registered" in result.stderr and "version 1 promoted to champion" in result.stderr
+    champion = MlflowClient(settings.tracking_uri).get_model_version_by_alias(
+        settings.registered_model_name, CHAMPION
+    )
+    assert str(champion.version) == "1"
+
+
+def test_an_unusable_tracking_store_is_one_clear_error(tmp_path):
+    """The store is set up in a second process; its failure is still one line, and nothing
+    is exported or registered."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store's folder would be")
+    settings = make_settings(tmp_path, tracking_uri=f"sqlite:///{blocker / 'mlflow.db'}")
+    write_table(sample_rows(200, seed=3), settings.data_path)
+    result = _run("train", cwd=tmp_path, **_project_env(settings))
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert f"cannot use the tracking store at {settings.tracking_uri}" in errors[0]
+    assert not settings.export_dir.exists()
 
 
 def test_bad_data_is_one_clear_error(tmp_path):

@@ -9,17 +9,33 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from .shared import console, load_settings
 
 
-def train() -> None:
+def train(
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="Then put the new version through the promotion gate, as `promote` does "
+            "(in the same process: the libraries are imported once).",
+        ),
+    ] = False,
+) -> None:
     """Train, evaluate, log to MLflow, register a version and export it for serving."""
-    from ..jobs.train import train as run_training
+    from ..registry.store import Preparation
 
     settings = load_settings()
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
-    ) as progress:
+    # The tracking store gets ready in a child process from now on, while the training code
+    # imports (seconds on a fresh project): see registry/store.py.
+    with (
+        Preparation(settings) as store,
+        Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+        ) as progress,
+    ):
         task = progress.add_task("Starting", total=None)
+        from ..jobs.train import train as run_training
+
         result = run_training(
-            settings, on_step=lambda step: progress.update(task, description=step)
+            settings, on_step=lambda step: progress.update(task, description=step), store=store
         )
     for name, value in sorted(result.metrics.items()):
         console.print(f"  {name:<28} {value:.4f}")
@@ -28,13 +44,19 @@ def train() -> None:
         f"{result.model_version}; serving export in {result.export_dir}; "
         f"model card in {settings.reports_dir / 'model_card.md'}"
     )
+    if promote:
+        _gate(settings)
 
 
 def promote() -> None:
     """Promote the newest registered version to champion if it passes the gate (else exit 1)."""
+    _gate(load_settings())
+
+
+def _gate(settings) -> None:
+    """Judge the newest version, print the figures and the decision; exit 1 when refused."""
     from ..registry.promote import promote as run_gate
 
-    settings = load_settings()
     decision = run_gate(settings)
     for name, value in sorted(decision.challenger_metrics.items()):
         champion = decision.champion_metrics.get(name)

@@ -9,7 +9,7 @@ from ..errors import ProjectError
 from ..model import build_estimator
 from ..modeling.fit import fit_and_evaluate
 from ..registry.receipt import file_sha256
-from ..registry.tracking import configure_tracking
+from ..registry.store import configure_tracking
 from ..settings import Settings
 
 

@@ -28,7 +28,8 @@ from ..registry.export import (
     write_manifest,
 )
 from ..registry.receipt import HOLDOUT_TAG, holdout_key, make_receipt, receipt_tags
-from ..registry.tracking import configure_tracking, log_model, register
+from ..registry.store import Preparation
+from ..registry.tracking import log_model, register
 from ..settings import Settings
 
 
@@ -175,20 +176,36 @@ def export_and_register(
     return model_version, manifest, card
 
 
-def train(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -> TrainResult:
-    """Train on `settings.data_path`; log, register and export the model; return what happened."""
-    import mlflow
+def train(
+    settings: Settings,
+    on_step: Callable[[str], None] = lambda _: None,
+    store: Preparation | None = None,
+) -> TrainResult:
+    """Train on `settings.data_path`; log, register and export the model; return what happened.
 
+    `store` is the tracking store's set-up, started already (by the command line, before it
+    imports this module); without it, it starts here.
+    """
     on_step(f"Connecting to the tracking server at {settings.tracking_uri}")
-    configure_tracking(settings)  # fails fast, before any training, when the server is away
-    estimator = build_estimator(settings.seed)
-    receipt = make_receipt(settings, estimator)
-    fitted = fit_and_evaluate(settings, estimator, on_step)
-    on_step("Explaining the model and plotting the holdout")
-    with training_threads(len(fitted.train_frame) + len(fitted.test_frame)):
-        analysis = analyse(fitted, settings)
+    # The store gets ready in a child process while the data loads and the model fits; a
+    # server that is away fails at once, a store that cannot be set up at the next step.
+    with store or Preparation(settings) as store:
 
-    on_step(f"Logging the run to {settings.tracking_uri} and registering the model")
+        def step(description: str) -> None:
+            store.check()
+            on_step(description)
+
+        estimator = build_estimator(settings.seed)
+        receipt = make_receipt(settings, estimator)
+        fitted = fit_and_evaluate(settings, estimator, step)
+        step("Explaining the model and plotting the holdout")
+        with training_threads(len(fitted.train_frame) + len(fitted.test_frame)):
+            analysis = analyse(fitted, settings)
+        on_step(f"Logging the run to {settings.tracking_uri} and registering the model")
+        store.finish()
+
+    import mlflow  # once the child has imported it: its modules are compiled by then
+
     with mlflow.start_run() as run:
         model_uri = log_run(fitted, receipt, analysis, settings)
         version, manifest, card = export_and_register(

@@ -28,7 +28,8 @@ from ..settings import Settings
 from .cache import seed
 from .profile import PROFILE_METRICS
 from .receipt import HOLDOUT_TAG, holdout_key
-from .tracking import CONTRACT_TAG, configure_tracking
+from .store import configure_tracking
+from .tracking import CONTRACT_TAG
 
 CHAMPION = "champion"
 SEGMENT_GAP = "segment_gap_"  # figures segment_gap_<feature>, one per compared feature

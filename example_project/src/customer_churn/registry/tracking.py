@@ -10,7 +10,6 @@ import json
 import platform
 import shutil
 import tempfile
-import urllib.request
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -19,10 +18,11 @@ from typing import Any
 import pandas as pd
 
 from ..contract import CONTRACT
-from ..errors import ModelLoadError, TrackingError
+from ..errors import ModelLoadError
 from ..settings import Settings
 from .artifact import MANIFEST, REGISTRY_SCHEMES, load_pipeline
 from .export import trusted_types
+from .store import check_server
 
 ALIAS = "challenger"  # set on every newly registered version
 CONTRACT_TAG = "contract"  # version tag: the fingerprint of the contract it was trained on
@@ -39,47 +39,6 @@ class LoadedModel:
     version: str | None = None
     run_id: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def _is_local_store(uri: str) -> bool:
-    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
-
-
-def check_server(uri: str, timeout: float = 5.0) -> None:
-    """Fail at once, and clearly, when a tracking server does not answer.
-
-    MLflow's client would otherwise retry for minutes before giving up.
-    """
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        # http(s) only, checked above
-        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()  # noqa: S310
-    except OSError as error:
-        reason = getattr(error, "reason", error)
-        raise TrackingError(
-            f"cannot reach the tracking server at {uri} ({reason}): start it, or point "
-            "MLFLOW_TRACKING_URI at one that runs"
-        ) from None
-
-
-def configure_tracking(settings: Settings) -> str:
-    """Point MLflow at the configured server or file and return the experiment id."""
-    import mlflow
-
-    check_server(settings.tracking_uri)
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    experiment = mlflow.get_experiment_by_name(settings.experiment_name)
-    if experiment is not None:
-        experiment_id = experiment.experiment_id
-    else:
-        # A local store keeps artifacts in the project folder; a server chooses its own store.
-        location = None
-        if _is_local_store(settings.tracking_uri):
-            location = settings.artifact_location.resolve().as_uri()
-        experiment_id = mlflow.create_experiment(settings.experiment_name, location)
-    mlflow.set_experiment(experiment_id=experiment_id)
-    return experiment_id
 
 
 def _model_kwargs(pipeline, sample: pd.DataFrame) -> dict[str, Any]:
