@@ -18,7 +18,7 @@ MODULES = {
     "data": ["__init__", "contract_file", "infer", "ingest", "validate"],
     "modeling": ["__init__", "evaluate", "explain", "fit", "model_card", "segments"],
     "registry": ["__init__", "artifact", "cache", "export", "profile", "promote", "receipt",
-                 "tracking"],
+                 "store", "tracking"],
     "jobs": ["__init__", "evaluate", "predict", "reproduce", "train"],
     "cli": ["__init__", "data", "prediction", "shared", "training"],
 }  # fmt: skip
