@@ -81,7 +81,7 @@ def test_make_demo_serves_a_prediction_and_ends_cleanly(demo):
     output, seconds = demo
     print(f"make demo: {seconds:.1f} s")
     print(output[output.index("Metrics of the model") - 20 :])
-    assert "==> train: uv run --frozen customer_churn train" in output
+    assert "==> train --promote: uv run --frozen customer_churn train --promote" in output
     assert '"predictions"' in output
     assert not MAKE_ERROR.search(output), "a make error line"
     assert "Traceback" not in output

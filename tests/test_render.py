@@ -17,8 +17,8 @@ MODULES = {
          "sampling", "settings", "synthetic"],
     "data": ["__init__", "contract_file", "infer", "ingest", "validate"],
     "modeling": ["__init__", "evaluate", "explain", "fit", "model_card", "segments"],
-    "registry": ["__init__", "artifact", "cache", "export", "profile", "promote", "receipt",
-                 "store", "tracking"],
+    "registry": ["__init__", "artifact", "cache", "champions", "export", "profile", "promote",
+                 "receipt", "store", "tracking"],
     "jobs": ["__init__", "evaluate", "predict", "reproduce", "train"],
     "cli": ["__init__", "data", "prediction", "shared", "training"],
 }  # fmt: skip
