@@ -94,18 +94,19 @@ def _project_env(settings, **limits) -> dict[str, str]:
     return values | {f"{ENV_PREFIX}{name.upper()}": value for name, value in limits.items()}
 
 
-def test_train_then_promote_in_one_command(tmp_path):
-    """`make run`'s first line, as a fresh process runs it: the tracking store is set up in a
-    second process while training starts (registry/store.py), then the gate promotes."""
+def test_train_then_promote_in_one_command(tmp_path, monkeypatch):
+    """`make run`'s first line: train, then the gate, in one process."""
     from mlflow import MlflowClient
 
     settings = make_settings(tmp_path, cv_folds=2)
     write_table(sample_rows(300, seed=3), settings.data_path)
     # This test is about the command, not the gate's limits (tests/registry/test_promote.py).
     free = {"promotion_thresholds": "{}", "max_segment_gap": "none", "max_p99_latency_ms": "none"}
-    result = _run("train", "--promote", cwd=tmp_path, **_project_env(settings, **free))
-    assert result.returncode == 0, result.stderr
-    assert "registered" in result.stderr and "version 1 promoted to champion" in result.stderr
+    for name, value in _project_env(settings, **free).items():
+        monkeypatch.setenv(name, value)
+    result = runner.invoke(app, ["train", "--promote"])
+    assert result.exit_code == 0, result.output
+    assert "registered" in result.output and "version 1 promoted to champion" in result.output
     champion = MlflowClient(settings.tracking_uri).get_model_version_by_alias(
         settings.registered_model_name, CHAMPION
     )
@@ -113,8 +114,8 @@ def test_train_then_promote_in_one_command(tmp_path):
 
 
 def test_an_unusable_tracking_store_is_one_clear_error(tmp_path):
-    """The store is set up in a second process; its failure is still one line, and nothing
-    is exported or registered."""
+    """A fresh process sets the store up in a second one (registry/store.py): its failure is
+    still one line, and nothing is exported."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the store's folder would be")
     settings = make_settings(tmp_path, tracking_uri=f"sqlite:///{blocker / 'mlflow.db'}")

@@ -1,10 +1,13 @@
-"""The promotion gate, the run receipt, reproduction, the model card and a tracking server away."""
+"""The promotion gate, rollback and the champion's history, the run receipt, reproduction, the
+model card and a tracking server away."""
 
 import shutil
 import time
 
 import pytest
+from fastapi.testclient import TestClient
 from mlflow import MlflowClient
+from pydantic import SecretStr
 
 from customer_churn.contract import CONTRACT
 from customer_churn.data.ingest import write_table
@@ -13,8 +16,16 @@ from customer_churn.jobs.reproduce import reproduce
 from customer_churn.jobs.train import train
 from customer_churn.modeling.evaluate import LOWER_IS_BETTER, PRIMARY_METRIC
 from customer_churn.registry.cache import cached_export
-from customer_churn.registry.promote import CHAMPION, judge, promote
+from customer_churn.registry.promote import (
+    CHAMPION,
+    champion_history,
+    judge,
+    promote,
+    rollback,
+)
+from customer_churn.registry.tracking import register
 from customer_churn.sampling import sample_rows
+from customer_churn.service.app import create_app
 from tests.conftest import make_settings
 
 BETTER = -1.0 if PRIMARY_METRIC in LOWER_IS_BETTER else 1.0
@@ -74,6 +85,69 @@ def test_the_newest_version_is_judged_on_the_figures_its_run_recorded(tmp_path):
     assert recorded and {name: decision.challenger_metrics[name] for name in recorded} == recorded
     # A version trained on other rows is scored again: see the test above, whose second
     # version, trained on shuffled labels, is judged on the holdout of the real data.
+
+
+def test_rollback_moves_the_champion_back_and_history_keeps_every_move(tmp_path, monkeypatch):
+    # Any challenger wins here (a negative margin): this test is about moving the alias.
+    settings = make_settings(
+        tmp_path,
+        cv_folds=2,
+        promotion_thresholds={},
+        max_segment_gap=None,
+        promotion_margin=-1.0,
+    )
+    write_table(sample_rows(300, seed=3), settings.data_path)
+    first = train(settings)
+    assert promote(settings).promoted
+    # The same model registered again is version 2, promoted over version 1.
+    model_uri = f"runs:/{first.run_id}/model"
+    assert register(model_uri, settings) == "2" and promote(settings).promoted
+    client = MlflowClient(settings.tracking_uri)
+    name = settings.registered_model_name
+
+    move = rollback(settings, reason="latency doubled in production")
+    assert (move.version, move.previous, move.action) == ("1", "2", "rollback")
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "1"
+    back, away = client.get_model_version(name, "1").tags, client.get_model_version(name, "2").tags
+    assert back["rollback.from"] == "2" and back["rollback.at"] == move.at
+    assert back["rollback.reason"] == "latency doubled in production"
+    assert away["rolled_back.to"] == "1" and away["rolled_back.at"] == move.at
+
+    # Version 1 replaced no champion: nothing is before it, unless a version is named.
+    with pytest.raises(ProjectError, match=r"no champion before version 1 .* --to VERSION"):
+        rollback(settings)
+    with pytest.raises(ProjectError, match="is the champion already"):
+        rollback(settings, to="1")
+    with pytest.raises(ProjectError, match="has no version '7'"):
+        rollback(settings, to="7")
+    assert rollback(settings, to="2").version == "2"
+
+    history = [(m.number, m.action, m.version, m.previous) for m in champion_history(settings)]
+    assert history == [
+        (1, "promote", "1", None),
+        (2, "promote", "2", "1"),
+        (3, "rollback", "1", "2"),
+        (4, "rollback", "2", "1"),
+    ]
+    assert champion_history(settings)[2].reason == "latency doubled in production"
+
+    # A running service serves the older version after a reload of the alias.
+    rollback(settings, to="1")
+    monkeypatch.setenv("CUSTOMER_CHURN_TRACKING_URI", settings.tracking_uri)
+    secured = settings.model_copy(
+        update={
+            "api_key": SecretStr("k"),
+            "request_timeout": 600.0,
+            "model_uri": str(first.export_dir),
+        }
+    )
+    key = {"x-api-key": "k"}
+    with TestClient(create_app(secured)) as service:
+        champion = f"models:/{name}@{CHAMPION}"
+        reloaded = service.post("/admin/reload", json={"model_uri": champion}, headers=key)
+        assert reloaded.status_code == 200, reloaded.text
+        assert reloaded.json()["version"] == "1"
+        assert service.get("/model", headers=key).json()["version"] == "1"
 
 
 def test_thresholds_and_margin_are_both_required(tmp_path):

@@ -1,5 +1,5 @@
-"""The command line:
-`python -m <package> contract|data|train|evaluate|predict|serve|monitor|simulate`."""
+"""The command line: the data, training and the registry, the service, monitoring;
+`python -m customer_churn COMMAND --help` describes each command."""
 
 import typer
 
@@ -9,7 +9,7 @@ from .monitoring import monitor, simulate
 from .prediction import predict
 from .serving import serve
 from .shared import console
-from .training import evaluate, promote, pull, reproduce, train
+from .training import evaluate, history, promote, pull, reproduce, rollback, train
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 app.add_typer(contract, name="contract")
@@ -19,6 +19,8 @@ for command in (
     validate,
     train,
     promote,
+    rollback,
+    history,
     reproduce,
     evaluate,
     predict,

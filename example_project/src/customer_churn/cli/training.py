@@ -1,4 +1,5 @@
-"""The model commands: train, promote, reproduce, evaluate and pull a registered version."""
+"""The model commands: train, promote, roll back, the champion's history, reproduce, evaluate
+and pull a registered version."""
 
 from pathlib import Path
 from typing import Annotated
@@ -65,6 +66,43 @@ def _gate(settings) -> None:
     console.print(decision.summary)
     if not decision.promoted:
         raise typer.Exit(1)
+
+
+def rollback(
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="The version to make champion (default: the one before)"),
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why, kept in the champion's history")] = "",
+) -> None:
+    """Move the champion alias back to the champion before it (or to --to VERSION)."""
+    from ..registry.promote import rollback as move_back
+
+    settings = load_settings()
+    move = move_back(settings, to, reason)
+    console.print(
+        f"champion of '{settings.registered_model_name}': version {move.previous} -> "
+        f"{move.version} ({move.reason})"
+    )
+
+
+def history() -> None:
+    """The moves of the champion alias, oldest first: promotions and rollbacks."""
+    from rich.table import Table
+
+    from ..registry.promote import champion_history
+
+    settings = load_settings()
+    moves = champion_history(settings)
+    if not moves:
+        console.print(f"no move of the champion of '{settings.registered_model_name}' is recorded")
+        return
+    table = Table("#", "at (UTC)", "action", "version", "replaced", "reason", box=None)
+    for move in moves:
+        table.add_row(
+            str(move.number), move.at, move.action, move.version, move.previous or "-", move.reason
+        )
+    console.print(table)
 
 
 def reproduce(run_id: Annotated[str, typer.Argument(help="The MLflow run to reproduce")]) -> None:
