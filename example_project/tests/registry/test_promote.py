@@ -16,13 +16,8 @@ from customer_churn.jobs.reproduce import reproduce
 from customer_churn.jobs.train import train
 from customer_churn.modeling.evaluate import LOWER_IS_BETTER, PRIMARY_METRIC
 from customer_churn.registry.cache import cached_export
-from customer_churn.registry.promote import (
-    CHAMPION,
-    champion_history,
-    judge,
-    promote,
-    rollback,
-)
+from customer_churn.registry.champions import champion_history, rollback
+from customer_churn.registry.promote import CHAMPION, judge, promote
 from customer_churn.registry.tracking import register
 from customer_churn.sampling import sample_rows
 from customer_churn.service.app import create_app

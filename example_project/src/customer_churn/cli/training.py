@@ -76,7 +76,7 @@ def rollback(
     reason: Annotated[str, typer.Option(help="Why, kept in the champion's history")] = "",
 ) -> None:
     """Move the champion alias back to the champion before it (or to --to VERSION)."""
-    from ..registry.promote import rollback as move_back
+    from ..registry.champions import rollback as move_back
 
     settings = load_settings()
     move = move_back(settings, to, reason)
@@ -90,7 +90,7 @@ def history() -> None:
     """The moves of the champion alias, oldest first: promotions and rollbacks."""
     from rich.table import Table
 
-    from ..registry.promote import champion_history
+    from ..registry.champions import champion_history
 
     settings = load_settings()
     moves = champion_history(settings)

@@ -1,4 +1,5 @@
-"""The history of the `champion` alias: which version held it, from when, and why.
+"""The history of the `champion` alias (which version held it, from when, and why) and
+`rollback`, which moves the alias back along it.
 
 Every move of the alias (a promotion, a rollback) is one tag on the registered model,
 `champion.<n>` with n counting from 1, whose value is JSON: the version, the version it
@@ -12,6 +13,13 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from ..contract import CONTRACT
+from ..errors import ProjectError
+from ..settings import Settings
+from .store import configure_tracking
+from .tracking import CONTRACT_TAG
+
+CHAMPION = "champion"  # the alias of the version in production
 PREFIX = "champion."
 MAX_REASON = 1000  # characters: MLflow bounds the length of a tag's value
 FIELDS = ("version", "previous", "at", "action", "reason")  # of the JSON value
@@ -70,3 +78,58 @@ def previous_champion(recorded: list[Move], current: str) -> str | None:
         if move.action == "promote" and move.version == current:
             return move.previous
     return None
+
+
+def champion_history(settings: Settings) -> list[Move]:
+    """The recorded moves of the champion alias, oldest first (none for an unknown model)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure_tracking(settings)
+    try:
+        return moves(MlflowClient(), settings.registered_model_name)
+    except MlflowException:
+        return []
+
+
+def rollback(settings: Settings, to: str | None = None, reason: str = "") -> Move:
+    """Move the champion alias back to the champion the current one replaced, or to version
+    `to`; tag both versions with when and why, record the move; return it."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure_tracking(settings)
+    client = MlflowClient()
+    name = settings.registered_model_name
+    try:
+        current = str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        raise ProjectError(
+            f"'{name}' has no {CHAMPION} to roll back: promote a version first"
+        ) from None
+    target = to or previous_champion(moves(client, name), current)
+    if target is None:
+        raise ProjectError(
+            f"no champion before version {current} of '{name}' is recorded: name the version "
+            "to roll back to with --to VERSION"
+        )
+    if target == current:
+        raise ProjectError(f"version {target} of '{name}' is the {CHAMPION} already")
+    try:
+        version = client.get_model_version(name, target)
+    except MlflowException:
+        raise ProjectError(f"'{name}' has no version {target!r}") from None
+    fingerprint = (version.tags or {}).get(CONTRACT_TAG)
+    if fingerprint is not None and fingerprint != CONTRACT.fingerprint():
+        raise ProjectError(
+            f"version {target} was trained on another feature contract than this project's: "
+            "the service would refuse it"
+        )
+    why = reason.strip() or "rolled back by hand"
+    client.set_registered_model_alias(name, CHAMPION, target)
+    move = record(client, name, target, current, "rollback", why)
+    for key, value in {"at": move.at, "reason": move.reason, "from": current}.items():
+        client.set_model_version_tag(name, target, f"rollback.{key}", value)
+    for key, value in {"at": move.at, "reason": move.reason, "to": target}.items():
+        client.set_model_version_tag(name, current, f"rolled_back.{key}", value)
+    return move

@@ -10,10 +10,8 @@ decision says so).
 
 Accuracy is not enough: the challenger must also keep every segment gap (measured here, on
 the holdout), its single-record p99 latency and its artifact size (from the production
-profile its training run recorded) within the limits of the settings.
-
-`rollback` moves the alias back: to the champion the current one replaced, or to a named
-version. Every move of the alias is kept in its history (champions.py).
+profile its training run recorded) within the limits of the settings. Every move of the alias
+is kept in its history, where `rollback` finds the champion before (champions.py).
 """
 
 from __future__ import annotations
@@ -30,12 +28,12 @@ from ..modeling.segments import GAP_METRIC, report_for
 from ..settings import Settings
 from . import champions
 from .cache import seed
+from .champions import CHAMPION
 from .profile import PROFILE_METRICS
 from .receipt import HOLDOUT_TAG, holdout_key
 from .store import configure_tracking
 from .tracking import CONTRACT_TAG
 
-CHAMPION = "champion"
 SEGMENT_GAP = "segment_gap_"  # figures segment_gap_<feature>, one per compared feature
 # setting -> (figure of the challenger, what it is)
 LIMITS = {
@@ -155,65 +153,10 @@ def promote(settings: Settings) -> Decision:
     _record(client, name, decision)
     if decision.promoted:
         client.set_registered_model_alias(name, CHAMPION, challenger.version)
-        reason = "; ".join(filter(None, ("met every threshold and the margin", note)))
-        champions.record(client, name, challenger.version, decision.champion, "promote", reason)
+        why = "; ".join(filter(None, ("met every threshold and the margin", note)))
+        champions.record(client, name, challenger.version, decision.champion, "promote", why)
         seed_serving_cache(settings, str(challenger.version))
     return decision
-
-
-def champion_history(settings: Settings) -> list[champions.Move]:
-    """The recorded moves of the champion alias, oldest first (none for an unknown model)."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    configure_tracking(settings)
-    try:
-        return champions.moves(MlflowClient(), settings.registered_model_name)
-    except MlflowException:
-        return []
-
-
-def rollback(settings: Settings, to: str | None = None, reason: str = "") -> champions.Move:
-    """Move the champion alias back to the champion the current one replaced, or to version
-    `to`; tag both versions with when and why, record the move; return it."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    configure_tracking(settings)
-    client = MlflowClient()
-    name = settings.registered_model_name
-    try:
-        current = str(client.get_model_version_by_alias(name, CHAMPION).version)
-    except MlflowException:
-        raise ProjectError(
-            f"'{name}' has no {CHAMPION} to roll back: promote a version first"
-        ) from None
-    target = to or champions.previous_champion(champions.moves(client, name), current)
-    if target is None:
-        raise ProjectError(
-            f"no champion before version {current} of '{name}' is recorded: name the version "
-            "to roll back to with --to VERSION"
-        )
-    if target == current:
-        raise ProjectError(f"version {target} of '{name}' is the {CHAMPION} already")
-    try:
-        version = client.get_model_version(name, target)
-    except MlflowException:
-        raise ProjectError(f"'{name}' has no version {target!r}") from None
-    fingerprint = (version.tags or {}).get(CONTRACT_TAG)
-    if fingerprint is not None and fingerprint != CONTRACT.fingerprint():
-        raise ProjectError(
-            f"version {target} was trained on another feature contract than this project's: "
-            "the service would refuse it"
-        )
-    why = reason.strip() or "rolled back by hand"
-    client.set_registered_model_alias(name, CHAMPION, target)
-    move = champions.record(client, name, target, current, "rollback", why)
-    for key, value in {"at": move.at, "reason": move.reason, "from": current}.items():
-        client.set_model_version_tag(name, target, f"rollback.{key}", value)
-    for key, value in {"at": move.at, "reason": move.reason, "to": target}.items():
-        client.set_model_version_tag(name, current, f"rolled_back.{key}", value)
-    return move
 
 
 def _scorer(client, settings: Settings):
