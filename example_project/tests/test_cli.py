@@ -19,13 +19,19 @@ from tests.conftest import example_only, make_settings
 runner = CliRunner()
 
 
+def _project_env(settings, **more: str) -> dict[str, str]:
+    """The environment variables that point the command line at the folders and the tracking
+    store of `settings`, and set the settings in `more`."""
+    names = ("data_path", "models_dir", "reports_dir", "artifact_location", "tracking_uri")
+    values = {name: str(getattr(settings, name)) for name in names} | more
+    return {f"{ENV_PREFIX}{name.upper()}": value for name, value in values.items()}
+
+
 @pytest.fixture
 def env(settings, monkeypatch):
     """Point the command line at the test folder through environment variables."""
-    for name in ("data_path", "models_dir", "reports_dir", "artifact_location"):
-        monkeypatch.setenv(f"{ENV_PREFIX}{name.upper()}", str(getattr(settings, name)))
-    monkeypatch.setenv("CUSTOMER_CHURN_TRACKING_URI", settings.tracking_uri)
-    monkeypatch.setenv("CUSTOMER_CHURN_MODEL_URI", settings.model_uri)
+    for name, value in _project_env(settings, model_uri=settings.model_uri).items():
+        monkeypatch.setenv(name, value)
 
 
 @example_only
@@ -86,14 +92,6 @@ def _run(*args, cwd=None, **env):
     )
 
 
-def _project_env(settings, **limits) -> dict[str, str]:
-    """The environment that points the command line at the folders of `settings`."""
-    names = ("data_path", "models_dir", "reports_dir", "artifact_location", "cv_folds")
-    values = {f"{ENV_PREFIX}{name.upper()}": str(getattr(settings, name)) for name in names}
-    values["CUSTOMER_CHURN_TRACKING_URI"] = settings.tracking_uri
-    return values | {f"{ENV_PREFIX}{name.upper()}": value for name, value in limits.items()}
-
-
 def test_train_then_promote_in_one_command(tmp_path, monkeypatch):
     """`make run`'s first line: train, then the gate, in one process."""
     from mlflow import MlflowClient
@@ -102,7 +100,7 @@ def test_train_then_promote_in_one_command(tmp_path, monkeypatch):
     write_table(sample_rows(300, seed=3), settings.data_path)
     # This test is about the command, not the gate's limits (tests/registry/test_promote.py).
     free = {"promotion_thresholds": "{}", "max_segment_gap": "none", "max_p99_latency_ms": "none"}
-    for name, value in _project_env(settings, **free).items():
+    for name, value in _project_env(settings, cv_folds=str(settings.cv_folds), **free).items():
         monkeypatch.setenv(name, value)
     result = runner.invoke(app, ["train", "--promote"])
     assert result.exit_code == 0, result.output
@@ -120,7 +118,7 @@ def test_an_unusable_tracking_store_is_one_clear_error(tmp_path):
     blocker.write_text("a file where the store's folder would be")
     settings = make_settings(tmp_path, tracking_uri=f"sqlite:///{blocker / 'mlflow.db'}")
     write_table(sample_rows(200, seed=3), settings.data_path)
-    result = _run("train", cwd=tmp_path, **_project_env(settings))
+    result = _run("train", cwd=tmp_path, **_project_env(settings, cv_folds=str(settings.cv_folds)))
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr

@@ -13,11 +13,10 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from ..contract import CONTRACT
 from ..errors import ProjectError
 from ..settings import Settings
 from .store import configure_tracking
-from .tracking import CONTRACT_TAG
+from .tracking import another_contract
 
 CHAMPION = "champion"  # the alias of the version in production
 PREFIX = "champion."
@@ -64,8 +63,8 @@ def record(client, name: str, version: str, previous: str | None, action: str, r
         action,
         reason[:MAX_REASON],
     )
-    value = {key: value for key, value in asdict(move).items() if key in FIELDS}
-    client.set_registered_model_tag(name, f"{PREFIX}{move.number}", json.dumps(value))
+    fields = {key: field for key, field in asdict(move).items() if key in FIELDS}
+    client.set_registered_model_tag(name, f"{PREFIX}{move.number}", json.dumps(fields))
     return move
 
 
@@ -119,8 +118,7 @@ def rollback(settings: Settings, to: str | None = None, reason: str = "") -> Mov
         version = client.get_model_version(name, target)
     except MlflowException:
         raise ProjectError(f"'{name}' has no version {target!r}") from None
-    fingerprint = (version.tags or {}).get(CONTRACT_TAG)
-    if fingerprint is not None and fingerprint != CONTRACT.fingerprint():
+    if another_contract(version):
         raise ProjectError(
             f"version {target} was trained on another feature contract than this project's: "
             "the service would refuse it"

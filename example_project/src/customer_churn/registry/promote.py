@@ -32,7 +32,7 @@ from .champions import CHAMPION
 from .profile import PROFILE_METRICS
 from .receipt import HOLDOUT_TAG, holdout_key
 from .store import configure_tracking
-from .tracking import CONTRACT_TAG
+from .tracking import CONTRACT_TAG, another_contract
 
 SEGMENT_GAP = "segment_gap_"  # figures segment_gap_<feature>, one per compared feature
 # setting -> (figure of the challenger, what it is)
@@ -196,11 +196,10 @@ def contract_pipeline(model_version, uri: str):
     registered before fingerprints is judged by the features and classes it was fitted on."""
     import mlflow
 
-    tag = (model_version.tags or {}).get(CONTRACT_TAG)
-    if tag is not None and tag != CONTRACT.fingerprint():
+    if another_contract(model_version):
         return None
     pipeline = mlflow.sklearn.load_model(uri)
-    if tag is not None:
+    if CONTRACT_TAG in (model_version.tags or {}):
         return pipeline
     fitted = list(getattr(pipeline, "feature_names_in_", CONTRACT.feature_names))
     classes = getattr(pipeline, "classes_", None)

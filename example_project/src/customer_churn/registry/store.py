@@ -91,7 +91,9 @@ class Preparation:
         self.settings = settings
         self.process: subprocess.Popen | None = None
         if "mlflow" in sys.modules:
-            configure_tracking(settings)
+            self.experiment_id = _point_at(
+                settings.tracking_uri, settings.experiment_name, settings.artifact_location
+            )
             return
         command = [
             sys.executable,
@@ -116,15 +118,14 @@ class Preparation:
 
     def finish(self) -> str:
         """Wait for the child, then point this process at the store; the experiment id."""
-        if self.process is not None and self._wait() != 0:
+        if self.process is None:  # set up in this process already
+            return self.experiment_id
+        if self.process.wait() != 0:
             self.errors.seek(0)
             message = self.errors.read().strip()
             if message:  # the child's own TrackingError; else a crash this process repeats
                 raise TrackingError(message)
         return configure_tracking(self.settings)
-
-    def _wait(self) -> int | None:
-        return None if self.process is None else self.process.wait()
 
     def __enter__(self) -> Preparation:
         return self

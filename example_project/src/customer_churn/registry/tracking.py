@@ -70,6 +70,13 @@ def log_model(pipeline, sample: pd.DataFrame) -> str:
     return info.model_uri
 
 
+def another_contract(model_version) -> bool:
+    """Whether a registered version is tagged as trained on another feature contract than this
+    project's (a version registered before the tag is not: nothing says so)."""
+    tag = (model_version.tags or {}).get(CONTRACT_TAG)
+    return tag is not None and tag != CONTRACT.fingerprint()
+
+
 def register(model_uri: str, settings: Settings) -> str:
     """Register a logged model as a new version, tagged with the fingerprint of the contract it
     was trained on, and alias it; return the version."""
