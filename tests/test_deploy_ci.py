@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployment import CACHE, GITHUB_SETS, GITLAB_SETS, run, schema
+from deployment import CACHE, GITHUB_SETS, GITLAB_SETS, KUBERNETES_SETS, run, schema
 from harness import apt_install, loud
 
 ACTIONLINT_RUNNER = """\
@@ -140,3 +140,48 @@ def test_gitlab_pipeline_is_valid_and_runs_the_tests(name, rendered, answers_of,
     if answers["docker"]:
         assert any("--target registry" in line for line in pipeline["release"]["script"])
         assert any("docker push" in line for line in pipeline["release"]["script"])
+
+
+def rollout_script(project: Path) -> list[Path]:
+    return [project / "deploy" / "rollout.sh"]
+
+
+@pytest.mark.parametrize("name", KUBERNETES_SETS)
+def test_releases_deploy_through_staging_and_its_smoke_test(
+    name, rendered, answers_of, validated, debian_tool
+):
+    """Where the project renders Kubernetes manifests, its CI deploys the released image by
+    digest with deploy/rollout.sh: staging first, production after it, needing staging's
+    model version; the script itself passes shellcheck. (It is run in tests/test_rollout.py.)"""
+    project, answers = rendered(name), answers_of(name)
+    validated("shellcheck", name, [debian_tool("shellcheck", "shellcheck")], rollout_script,
+              KUBERNETES_SETS)  # fmt: skip
+    assert (project / "deploy/rollout.sh").stat().st_mode & 0o111, "rollout.sh is executable"
+    provider = answers.get("ci_provider", "github")
+    if provider == "github":
+        release = yaml.safe_load((project / ".github/workflows/release.yml").read_text())
+        jobs = release["jobs"]
+        assert jobs["deploy-staging"]["needs"] == "image"
+        assert jobs["deploy-production"]["needs"] == ["image", "deploy-staging"]
+        for environment in ("staging", "production"):
+            job = jobs[f"deploy-{environment}"]
+            assert job["environment"] == environment
+            (step,) = [s for s in job["steps"] if s.get("id") == "rollout"]
+            assert step["shell"] == "bash"
+            assert step["run"].startswith(f'deploy/rollout.sh {environment} "$IMAGE"')
+            assert "secrets.KUBE_CONFIG" in str(job["steps"])
+        assert "needs.deploy-staging.outputs.model_version" in str(jobs["deploy-production"])
+        assert "steps.build.outputs.digest" in jobs["image"]["outputs"]["image"]
+    elif provider == "gitlab":
+        pipeline = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+        assert pipeline["stages"][-2:] == ["release", "deploy"]
+        assert pipeline["release"]["artifacts"]["reports"]["dotenv"] == "image.env"
+        staging, production = pipeline["deploy-staging"], pipeline["deploy-production"]
+        assert production["needs"] == ["release", "deploy-staging"]
+        assert production["rules"][0]["when"] == "manual" and not production["allow_failure"]
+        assert staging["script"][0].startswith('deploy/rollout.sh staging "$IMAGE"')
+        assert production["script"][0].startswith(
+            'deploy/rollout.sh production "$IMAGE" "$MODEL_VERSION"'
+        )
+    else:
+        assert not (project / ".github").exists() and not (project / ".gitlab-ci.yml").exists()

@@ -99,6 +99,8 @@ def test_compose_stack_is_valid_and_complete(name, rendered, validated, debian_t
     expected = {"api", "mlflow", "minio", "minio-bucket", "postgres"}
     if deploy_answer(name, "monitoring"):
         expected |= {"prometheus", "alertmanager", "grafana"}
+        if deploy_answer(name, "ci_provider") != "none":  # drift alerts -> the training workflow
+            expected.add("retrain-relay")
     assert set(services) == expected
     for service_name, service in services.items():
         if service.get("restart") == "no":  # a one-off job (the bucket creation) ends
@@ -107,7 +109,7 @@ def test_compose_stack_is_valid_and_complete(name, rendered, validated, debian_t
     volumes = [v for service in services.values() for v in service.get("volumes", [])]
     named = {volume.split(":")[0] for volume in volumes if not volume.startswith(".")}
     assert named == set(stack["volumes"]), "every named volume is declared and used"
-    for stateful in expected - {"api", "mlflow", "minio-bucket"}:
+    for stateful in expected - {"api", "mlflow", "minio-bucket", "retrain-relay"}:
         assert any(not v.startswith(".") for v in services[stateful]["volumes"]), stateful
     for bound in (volume.split(":")[0] for volume in volumes if volume.startswith(".")):
         assert (project / bound).exists(), f"compose mounts {bound}, which is not rendered"

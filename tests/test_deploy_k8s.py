@@ -1,37 +1,20 @@
 """Tier 2, the Kubernetes manifests: the base and its staging and production overlays, built
 with kustomize (kubectl's), pass `kubernetes-validate --strict` and hold a hardened
-Deployment with its probes, Service, autoscaler, disruption budget and settings."""
+Deployment with its probes, Service, autoscaler, disruption budget, settings and
+NetworkPolicy."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from deployment import KUBERNETES_SETS, documents, run, slug_of
-from harness import loud, tool
+from deployment import KUBERNETES_SETS, documents, slug_of
+from harness import tool
 
 KUBERNETES_VERSION = "1.30.0"
-
-
-@pytest.fixture(scope="session")
-def kustomize() -> list[str] | None:
-    """The kustomize command (kubectl's built-in one, or a standalone binary), or None."""
-    if shutil.which("kubectl"):
-        probe = subprocess.run(["kubectl", "kustomize", "--help"], capture_output=True, check=False)
-        if probe.returncode == 0:
-            return ["kubectl", "kustomize"]
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    loud(
-        "NO KUSTOMIZE HERE (neither kubectl nor kustomize): the overlays are NOT built; "
-        "base manifests are validated one by one and overlay patches only checked for targets"
-    )
-    return None
 
 
 def strictly_valid(output: str) -> bool:
@@ -39,28 +22,24 @@ def strictly_valid(output: str) -> bool:
     return "WARN" not in output and "ERROR" not in output
 
 
-@pytest.fixture(scope="session")
-def built_overlays(kustomize, tmp_path_factory):
-    """`built_overlays(project)` -> {"base" | "staging" | "production": built manifest file}."""
-    built: dict[Path, dict[str, Path]] = {}
-
-    def build(project: Path) -> dict[str, Path]:
-        if project not in built:
-            folder = tmp_path_factory.mktemp("kustomized")
-            k8s = project / "deploy" / "k8s"
-            sources = {"base": k8s / "base"}
-            sources |= {
-                overlay: k8s / "overlays" / overlay for overlay in ("staging", "production")
-            }
-            with ThreadPoolExecutor(max_workers=3) as pool:
-                texts = pool.map(lambda source: run([*kustomize, source]), sources.values())
-                built[project] = dict(zip(sources, texts, strict=True))
-            for label, text in built[project].items():
-                built[project][label] = folder / f"{label}.yaml"
-                built[project][label].write_text(text)
-        return built[project]
-
-    return build
+def assert_traffic_allowed(policy: dict, deployment: dict, settings: dict) -> None:
+    """The NetworkPolicy holds the service's pods to their port coming in, and to the cluster's
+    DNS and the tracking server of MLFLOW_TRACKING_URI (the model's source) going out."""
+    assert policy["podSelector"] == deployment["spec"]["selector"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (port,) = container["ports"]
+    assert all(rule["ports"] == [{"protocol": "TCP", "port": port["name"]}]
+               for rule in policy["ingress"])  # fmt: skip
+    tracking = urlsplit(settings["MLFLOW_TRACKING_URI"])
+    service, namespace = tracking.hostname.split(".")[:2]  # SERVICE.NAMESPACE.svc...
+    to_tracking = {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}],
+        "ports": [{"protocol": "TCP", "port": tracking.port}],
+    }
+    assert to_tracking in policy["egress"], (service, policy["egress"])
+    assert any({"protocol": "UDP", "port": 53} in rule["ports"] for rule in policy["egress"])
+    assert len(policy["egress"]) == 2, "nothing else goes out"
 
 
 @pytest.mark.parametrize("name", KUBERNETES_SETS)
@@ -105,7 +84,8 @@ def test_kubernetes_manifests_are_valid(
     for overlay, manifest in built_overlays(project).items():
         resources = {document["kind"]: document for document in documents(manifest)}
         assert set(resources) == {
-            "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"
+            "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+            "NetworkPolicy",
         }  # fmt: skip
         deployment = resources["Deployment"]
         pod = deployment["spec"]["template"]["spec"]
@@ -127,6 +107,7 @@ def test_kubernetes_manifests_are_valid(
         model_uri = settings[f"{answers['package_name'].upper()}_MODEL_URI"]
         assert model_uri == f"models:/{slug}@{alias}"
         assert settings["MLFLOW_TRACKING_URI"].startswith("http")
+        assert_traffic_allowed(resources["NetworkPolicy"]["spec"], deployment, settings)
         if overlay != "base":
             assert deployment["metadata"]["namespace"] == f"{slug}-{overlay}"
             assert container["image"].startswith(f"ghcr.io/your-org/{slug}:")

@@ -1,10 +1,15 @@
 """Tier 2, the monitoring files: Prometheus's configuration and alert rules pass promtool
-(the rules' unit tests too), Alertmanager's pass amtool, and the Grafana dashboard's queries
-parse and use the provisioned data source."""
+(the rules' unit tests too), Alertmanager's pass amtool and route the drift alerts to the
+retraining relay (where a CI runs training) whose request the CI's training workflow accepts,
+and the Grafana dashboard's queries parse and use the provisioned data source."""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
+import subprocess
+import urllib.parse
 
 import pytest
 import yaml
@@ -49,6 +54,66 @@ def test_prometheus_alertmanager_and_alert_rules_are_valid(name, rendered, debia
     unit_tests = (project / "monitoring/alerts.test.yml").read_text()
     untested = {alert for alert in alerts if f"alertname: {alert}" not in unit_tests}
     assert not untested, f"alerts without a promtool unit test: {sorted(untested)}"
+
+
+RETRAINING_ALERTS = {"DataDrift", "PredictionDrift"}
+
+
+def dispatch_constants(project) -> dict:
+    """WORKFLOW, INPUTS and VARIABLES of the rendered relay (monitoring/dispatch.py)."""
+    (source,) = project.glob("src/*/monitoring/dispatch.py")
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse(source.read_text()).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "").isupper()
+        if node.targets[0].id in ("WORKFLOW", "INPUTS", "VARIABLES")
+    }
+
+
+@pytest.mark.parametrize("name", MONITORING_SETS)
+def test_drift_alerts_reach_the_relay_and_the_ci_takes_its_request(name, rendered, debian_tool):
+    """amtool routes each alert of alerts.yml: the drift ones to the relay's webhook (where a
+    CI runs training), the others to `default`; the relay's address is where it listens; the
+    CI's training workflow accepts the inputs or variables the relay sends."""
+    project = rendered(name)
+    amtool = debian_tool("amtool", "prometheus-alertmanager")
+    ci, docker = deploy_answer(name, "ci_provider"), deploy_answer(name, "docker")
+    rules = documents(project / "monitoring/alerts.yml")[0]
+    for alert in {rule["alert"] for group in rules["groups"] for rule in group["rules"]}:
+        routed = subprocess.run(
+            [amtool, "config", "routes", "test", "--config.file=monitoring/alertmanager.yml",
+             f"alertname={alert}", "severity=warning"],
+            cwd=project, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        relayed = alert in RETRAINING_ALERTS and ci != "none"
+        assert routed == ("retrain" if relayed else "default"), alert
+    text = (project / "monitoring/alertmanager.yml").read_text()
+    config = yaml.safe_load(text)
+    webhooks = [w for r in config["receivers"] for w in r.get("webhook_configs", [])]
+    if ci == "none":
+        assert webhooks == [] and "`make train`" in text and "retrain-relay" in text
+        return
+    (webhook,) = webhooks
+    address = urllib.parse.urlsplit(webhook["url"])
+    assert address.path == "/alerts"
+    if docker:
+        relay = yaml.safe_load((project / "compose.yaml").read_text())["services"]["retrain-relay"]
+        command = relay["command"]
+        assert command[1] == "retrain-relay" and address.hostname == "retrain-relay"
+        assert str(address.port) == command[command.index("--port") + 1]
+    else:
+        assert (address.hostname, address.port) == ("127.0.0.1", 9095), "the command's defaults"
+    sent = dispatch_constants(project)
+    if ci == "github":
+        workflow = documents(project / ".github/workflows" / sent["WORKFLOW"])[0]
+        accepted = (workflow.get("on") or workflow[True])["workflow_dispatch"]["inputs"]
+        assert set(accepted) == set(sent["INPUTS"])
+        assert all(not spec.get("required") for spec in accepted.values()), "by hand, too"
+    else:
+        train = documents(project / ".gitlab-ci.yml")[0]["train"]
+        assert {"if": '$CI_PIPELINE_SOURCE == "trigger"'} in train["rules"]
+        script = "\n".join(train["script"])
+        assert all(re.search(rf"\$\{{?{name}\b", script) for name in sent["VARIABLES"])
 
 
 @pytest.mark.parametrize("name", MONITORING_SETS)

@@ -5,14 +5,19 @@ scrape the service with the rendered alert rules. The project's own simulator se
 traffic the rendered README shows (500 requests like the training data, then 500 drifted
 ones); Prometheus's query API must return the request counter and the latency histogram; the
 drift job must pass the clean window and flag the drifted one, Prometheus must see that verdict
-and fire the DataDrift alert; and the drift report must render in headless Chromium.
+and fire the DataDrift alert; a real Alertmanager (Debian package), configured from the rendered
+alertmanager.yml, must route it to the project's retraining relay (`retrain-relay`), which must
+send exactly one workflow_dispatch of train.yml, with the drift report, to a local server standing
+in for GitHub's API; and the drift report must render in headless Chromium.
 """
 
 import json
 import re
 import subprocess
+import threading
 import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -46,6 +51,44 @@ def prometheus_query(base: str, expression: str) -> list[dict]:
         return json.loads(response.read())["data"]["result"]
 
 
+class GitHubStandIn(ThreadingHTTPServer):
+    """A local server standing in for GitHub's API: records each request, answers 204 as the
+    dispatch endpoint does."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        recorded = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                recorded.append(
+                    {"method": self.command, "path": self.path, "headers": dict(self.headers),
+                     "body": json.loads(body)}
+                )  # fmt: skip
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, args=(0.1,), daemon=True).start()
+
+
+def alertmanager_config(folder: Path, relay: str) -> dict:
+    """The rendered alertmanager.yml, made quick (alerts grouped for a second) and pointed at
+    the relay on loopback."""
+    config = yaml.safe_load((folder / "monitoring/alertmanager.yml").read_text())
+    config["route"] |= {"group_wait": "1s", "group_interval": "2s"}
+    (route,) = config["route"]["routes"]
+    route["repeat_interval"] = "4s"  # Alertmanager repeats itself within the test
+    (receiver,) = [r for r in config["receivers"] if r.get("webhook_configs")]
+    (webhook,) = receiver["webhook_configs"]
+    webhook["url"] = urllib.parse.urlsplit(webhook["url"])._replace(netloc=relay).geturl()
+    return config
+
+
 def metric_names(expression: str) -> set[str]:
     """Metric names in a PromQL expression (label names and functions left out)."""
     without_labels = re.sub(r"\{[^}]*\}", "", expression)
@@ -54,14 +97,41 @@ def metric_names(expression: str) -> set[str]:
     return {name.removesuffix("_bucket") for name in names}
 
 
+def prometheus_config(folder: Path, slug: str, service: str, alertmanager: str) -> dict:
+    """The rendered prometheus.yml, pointed at this service and this Alertmanager, and made
+    quick to scrape and evaluate."""
+    config = yaml.safe_load((folder / "monitoring/prometheus.yml").read_text())
+    config["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(folder / "monitoring/alerts.yml")]
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == slug]
+    job["static_configs"] = [{"targets": [service]}]
+    config["scrape_configs"] = [job]
+    (manager,) = config["alerting"]["alertmanagers"]
+    manager["static_configs"] = [{"targets": [alertmanager]}]
+    return config
+
+
+def relay_env(project, github: GitHubStandIn) -> dict[str, str]:
+    """The settings of the retraining relay, as the README sets them, for the stand-in."""
+    settings = {
+        "RETRAIN_REPOSITORY": "acme/churn",
+        "RETRAIN_TOKEN": "token-of-the-test",
+        "RETRAIN_API_URL": f"http://127.0.0.1:{github.server_port}",
+        "LOG_FORMAT": "text",
+    }
+    return project.env | {f"{project.package.upper()}_{k}": v for k, v in settings.items()}
+
+
 @pytest.fixture(scope="module")
 def stack(workspace, debian_tool, tmp_path_factory):
-    """The trained default project served on loopback, scraped by a real Prometheus."""
+    """The trained default project served on loopback, scraped by a real Prometheus whose
+    alerts go to a real Alertmanager, which sends drift to the project's retraining relay."""
     folder = workspace("defaults")
     answers = read_answers(folder)
     if python_for(answers["python_version"]) is None:
         pytest.skip(f"NO PYTHON {answers['python_version']} HERE: cannot install the rendering")
     prometheus_binary = debian_tool("prometheus", "prometheus")
+    alertmanager_binary = debian_tool("prometheus-alertmanager", "prometheus-alertmanager")
     work = tmp_path_factory.mktemp("monitoring")
     # A 2-core machine running other tests stalls a request now and then: no shedding here
     # (the rendered load tests judge shedding).
@@ -70,26 +140,42 @@ def stack(workspace, debian_tool, tmp_path_factory):
     )
     cli, slug = project.cli, project.slug
     cli("train")
-    port, prometheus_port = free_port(), free_port()
-    service = project.serve(port)
-    # The rendered configuration, pointed at this service and made quick to scrape and evaluate.
-    config = yaml.safe_load((folder / "monitoring/prometheus.yml").read_text())
-    config["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    config["rule_files"] = [str(folder / "monitoring/alerts.yml")]
-    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == slug]
-    job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
-    config["scrape_configs"] = [job]
-    config.pop("alerting")
+    port, prometheus_port, alertmanager_port, relay_port = (free_port() for _ in range(4))
+    config = prometheus_config(folder, slug, f"127.0.0.1:{port}", f"127.0.0.1:{alertmanager_port}")
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-    prometheus = subprocess.Popen(
-        [prometheus_binary, f"--config.file={work / 'prometheus.yml'}",
-         f"--storage.tsdb.path={work / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prometheus_port}"],
-        stdout=subprocess.DEVNULL, stderr=open(work / "prometheus.log", "w"),  # noqa: SIM115
-    )  # fmt: skip
+    config = alertmanager_config(folder, f"127.0.0.1:{relay_port}")
+    (work / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    github = GitHubStandIn()
+
+    def start(command: list, log: str, **options) -> subprocess.Popen:
+        return subprocess.Popen(
+            [str(part) for part in command], stdout=subprocess.DEVNULL,
+            stderr=open(work / log, "w"), **options,  # noqa: SIM115
+        )  # fmt: skip
+
+    processes = [project.serve(port)]
     try:
-        wait_until_answers(f"http://127.0.0.1:{port}/ready", service, timeout=120)
-        wait_until_answers(f"http://127.0.0.1:{prometheus_port}/-/ready", prometheus, timeout=60)
+        processes.append(start(
+            [prometheus_binary, f"--config.file={work / 'prometheus.yml'}",
+             f"--storage.tsdb.path={work / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{prometheus_port}"],
+            "prometheus.log",
+        ))  # fmt: skip
+        processes.append(start(
+            [alertmanager_binary, f"--config.file={work / 'alertmanager.yml'}",
+             f"--storage.path={work / 'alertmanager'}", "--cluster.listen-address=",
+             f"--web.listen-address=127.0.0.1:{alertmanager_port}"],
+            "alertmanager.log",
+        ))  # fmt: skip
+        # The retraining relay as the README runs it: the rendered CLI.
+        processes.append(start(
+            [folder / ".venv/bin" / project.package, "retrain-relay", "--port", relay_port],
+            "relay.log", cwd=folder, env=relay_env(project, github),
+        ))  # fmt: skip
+        ready = [(port, "/ready"), (prometheus_port, "/-/ready"),
+                 (alertmanager_port, "/-/ready"), (relay_port, "/health")]  # fmt: skip
+        for (at, path), process in zip(ready, processes, strict=True):
+            wait_until_answers(f"http://127.0.0.1:{at}{path}", process, timeout=120)
         yield {
             "folder": folder,
             "work": work,
@@ -98,11 +184,14 @@ def stack(workspace, debian_tool, tmp_path_factory):
             "prometheus": f"http://127.0.0.1:{prometheus_port}",
             "slug": slug,
             "env": project.env,
+            "github": github,
         }
     finally:
-        for process in (service, prometheus):
+        for process in processes:
             process.terminate()
             process.wait(timeout=30)
+        github.shutdown()
+        github.server_close()
 
 
 def test_prometheus_scrapes_traffic_and_sees_drift(stack):
@@ -186,6 +275,47 @@ def test_prometheus_scrapes_traffic_and_sees_drift(stack):
         for target in panel.get("targets", []):
             used |= metric_names(target["expr"])
     assert used and not used - exposed, f"used but never exposed: {sorted(used - exposed)}"
+
+
+def test_the_drift_alert_starts_one_training_run_through_alertmanager(stack):
+    """Alertmanager routes DataDrift to the relay, which dispatches train.yml once, with the
+    alerts and the drift job's verdict; repeats of the notification start nothing more."""
+    drift_file = stack["work"] / "logs/monitoring/drift.json"
+    if not drift_file.exists() or not json.loads(drift_file.read_text())["dataset_drift"]:
+        pytest.skip("the drift job did not flag drift (see the test before)")
+    github, relay_log = stack["github"], stack["work"] / "relay.log"
+    wait_for(lambda: github.requests, 90, "the relay's dispatch to the GitHub stand-in")
+    wait_for(
+        lambda: "(a repeated notification)" in relay_log.read_text(),
+        60,
+        "Alertmanager to repeat the notification (repeat_interval 4s here)",
+    )
+    assert len(github.requests) == 1, [r["body"]["inputs"]["reason"] for r in github.requests]
+    (request,) = github.requests
+    shown = request | {"body": request["body"] | {"inputs": dict(request["body"]["inputs"])}}
+    shown["body"]["inputs"]["drift_report"] = json.loads(request["body"]["inputs"]["drift_report"])
+    print("\nrecorded dispatch request:\n" + json.dumps(shown, indent=2)[:6000])
+    assert request["method"] == "POST"
+    assert request["path"] == "/repos/acme/churn/actions/workflows/train.yml/dispatches"
+    headers = {name.lower(): value for name, value in request["headers"].items()}
+    assert headers["authorization"] == "Bearer token-of-the-test"
+    assert headers["accept"] == "application/vnd.github+json"
+    body = request["body"]
+    assert body["ref"] == "main" and "DataDrift" in body["inputs"]["reason"]
+    # The dispatch carries what the rendered train.yml accepts, and nothing else.
+    workflow = yaml.safe_load((stack["folder"] / ".github/workflows/train.yml").read_text())
+    accepted = (workflow.get("on") or workflow[True])["workflow_dispatch"]["inputs"]
+    assert set(body["inputs"]) == set(accepted)
+    assert len(json.dumps(body["inputs"])) <= 65_535, "GitHub's limit on a dispatch's inputs"
+    report = json.loads(body["inputs"]["drift_report"])
+    verdict = json.loads(drift_file.read_text())
+    assert "DataDrift" in {alert["labels"]["alertname"] for alert in report["alerts"]}
+    assert all(alert["status"] == "firing" for alert in report["alerts"])
+    assert report["drift"]["breaches"] == verdict["breaches"] and report["drift"]["dataset_drift"]
+    assert report["drift"]["time"] == verdict["time"]
+    log = relay_log.read_text()
+    assert "training started in acme/churn (main)" in log and "Traceback" not in log
+    print("relay log:\n" + log[-2000:])
 
 
 def test_the_drift_report_renders_in_headless_chromium(stack):

@@ -19,22 +19,22 @@ MODULES = {
     "modeling": ["__init__", "evaluate", "explain", "fit", "model_card", "segments"],
     "registry": ["__init__", "artifact", "cache", "champions", "export", "profile", "promote",
                  "receipt", "store", "tracking"],
-    "jobs": ["__init__", "evaluate", "predict", "reproduce", "train"],
+    "jobs": ["__init__", "evaluate", "notify", "predict", "reproduce", "train"],
     "cli": ["__init__", "data", "prediction", "shared", "training"],
 }  # fmt: skip
 TESTS = {
-    "": ["__init__", "conftest", "test_cli", "test_contract", "test_end_to_end", "test_features",
-         "test_layout", "test_sampling", "test_settings"],
+    "": ["__init__", "conftest", "recorder", "test_cli", "test_contract", "test_end_to_end",
+         "test_features", "test_layout", "test_sampling", "test_settings"],
     "data": ["__init__", "test_infer", "test_ingest", "test_validate"],
     "modeling": ["__init__", "test_evaluate"],
     "registry": ["__init__", "test_export", "test_promote"],
-    "jobs": ["__init__", "test_predict", "test_train"],
+    "jobs": ["__init__", "test_notify", "test_predict", "test_train"],
 }  # fmt: skip
 # Only with `serving`.
 SERVING_MODULES = {
     "service": ["__init__", "app", "deps", "exception_handlers", "explanations", "fast_path",
                 "guard", "holder", "logs", "metrics", "openapi", "prediction_log",
-                "prediction_records", "rollout", "schemas", "scoring"],
+                "prediction_records", "rollout", "schemas", "scoring", "smoke"],
     "service/routes": ["__init__", "admin", "metrics", "model_info", "predict", "probes"],
     "cli": ["serving"],
 }  # fmt: skip
@@ -42,22 +42,22 @@ SERVING_TESTS = {
     "service": ["__init__", "conftest", "test_app", "test_deps", "test_exception_handlers",
                 "test_fast_path", "test_fuzz", "test_guard", "test_holder", "test_logs",
                 "test_metrics", "test_openapi", "test_prediction_log", "test_prediction_records",
-                "test_rollout", "test_schemas", "test_scoring"],
+                "test_rollout", "test_schemas", "test_scoring", "test_smoke"],
     "service/routes": ["__init__", "test_model_info", "test_predict", "test_probes"],
     "load": ["__init__", "loadtest", "test_overload", "test_shutdown"],
 }  # fmt: skip
 # Only with `monitoring`.
 MONITORING_MODULES = {
     "monitoring": [
-        "__init__", "distributions", "drift", "live_metrics", "report", "simulate", "variants",
-        "window",
+        "__init__", "dispatch", "distributions", "drift", "live_metrics", "report", "retrain",
+        "simulate", "variants", "window",
     ],
     "cli": ["monitoring"],
 }  # fmt: skip
 MONITORING_TESTS = {
     "monitoring": [
         "__init__", "conftest", "test_distributions", "test_drift", "test_live_metrics",
-        "test_simulate",
+        "test_retrain", "test_simulate",
     ]
 }  # fmt: skip
 TOP = [
@@ -89,6 +89,7 @@ def expected_files(answers: dict) -> set[str]:
         files |= python_files("tests", SERVING_TESTS)
     if answers["dashboard"]:
         files |= {f"src/{package}/service/dashboard.py", f"src/{package}/service/dashboard.html"}
+        files.add(f"src/{package}/service/timeline.py")
         files.add(f"src/{package}/service/routes/dashboard.py")
         files.add("tests/service/test_dashboard.py")
     if answers["monitoring"]:
@@ -114,14 +115,18 @@ def expected_files(answers: dict) -> set[str]:
     if answers["docker"]:
         files |= {".dockerignore", "Dockerfile", "compose.yaml", "deploy/mlflow/Dockerfile"}
         if answers["kubernetes"]:  # asked, and recorded, only with docker
-            base = ["configmap", "deployment", "hpa", "kustomization", "pdb", "service"]
+            base = ["configmap", "deployment", "hpa", "kustomization", "networkpolicy", "pdb",
+                    "service"]  # fmt: skip
             files |= {f"deploy/k8s/base/{name}.yaml" for name in base}
+            files.add("deploy/rollout.sh")
             overlays = {
                 "staging": ["hpa-patch", "kustomization", "settings-patch"],
                 "production": ["deployment-patch", "hpa-patch", "kustomization"],
             }
             for overlay, names in overlays.items():
                 files |= {f"deploy/k8s/overlays/{overlay}/{name}.yaml" for name in names}
+    if answers["docker"] or answers["ci_provider"] != "none":  # something for `make scan`
+        files.add(".checkov.yaml")
     if answers["ci_provider"] == "github":
         workflows = ["ci", "train"] + (["release"] if answers["docker"] else [])
         files |= {f".github/workflows/{name}.yml" for name in workflows}

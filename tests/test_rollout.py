@@ -17,12 +17,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from kubernetes_standin import run_rollout
 
 from harness import (
     browse,
     chromium,
     free_port,
     install_rendering,
+    loud,
     python_for,
     read_answers,
     wait_for,
@@ -112,18 +114,70 @@ def test_shadow_rollout_from_registry_aliases_is_compared_online(rollout):
     assert drift["window"] == 300, "the drift job reads what callers saw, not the shadow scores"
 
 
+# What the page's charts hold, read in the browser: per chart, how much was drawn (the page sets
+# data-drawn), the bars with a height or width, the points of the lines, the empty-state texts.
+CHARTS = """Object.fromEntries([...document.querySelectorAll("svg.chart")].map((chart) => [
+  chart.id.replace("chart-", ""),
+  {
+    drawn: Number(chart.dataset.drawn),
+    bars: [...chart.querySelectorAll("rect.bar")].map((bar) => ({
+      group: bar.dataset.group || bar.dataset.column || "",
+      size: Math.max(Number(bar.getAttribute("height")), Number(bar.getAttribute("width"))),
+      title: bar.textContent,
+    })),
+    lines: Object.fromEntries([...chart.querySelectorAll("path.series")].map(
+      (path) => [path.dataset.series, (path.getAttribute("d").match(/[ML]/g) || []).length])),
+    empty: [...chart.querySelectorAll("text.empty")].map((text) => text.textContent),
+    text: [...chart.querySelectorAll("text")].map((text) => text.textContent).join(" | "),
+  },
+]))"""
+# The charts and the data they were drawn from, read at once (the page refreshes on its own).
+DRAWN = f"() => ({{ charts: {CHARTS}, data: lastData }})"
+# The data without monitoring results, traffic, training distribution or challenger: each chart
+# must say so rather than fail.
+EMPTY = """() => {
+  const data = structuredClone(lastData);
+  data.drift = null;
+  data.comparison = null;
+  data.timeline = { points: [], interval_seconds: 5, span_seconds: 0, outcomes: {} };
+  data.distribution.training = null;
+  data.distribution.recent = {};
+  data.rollout.mode = "single";
+  data.models.challenger = null;
+  show(data);
+  return CHARTS;
+}""".replace("CHARTS", CHARTS)
+
+
 @pytest.mark.slow
 def test_the_dashboard_works_in_headless_chromium(rollout):
     executable = chromium()
     base = rollout["base"]
+    wait_for(lambda: _data(base)["models"]["challenger"], 120, "the challenger to load")
+    # Traffic of its own, so that the charts of the last minutes have something to draw; at a
+    # gentle rate, so that the page's first requests are not shed as an overload.
+    sent = rollout["cli"]("simulate", "--url", base, "--requests", "120", "--rate", "40")
+    assert "sent 120 requests" in sent
+    with urllib.request.urlopen(f"{base}/dashboard", timeout=10) as response:
+        page_bytes = len(response.read())
     steps = f"""
+errors = []
+page.on("pageerror", lambda error: errors.append(str(error)))
 page.goto({base + "/dashboard"!r})
-page.wait_for_selector("#status.bad")  # no key yet: the data is refused
+# No key yet: the data is refused (the page asks again every few seconds).
+page.wait_for_function("document.querySelector('#status').innerText.includes('API key')")
 seen["before_key"] = page.inner_text("#status")
 page.fill("#api-key", {API_KEY!r})
 page.dispatch_event("#api-key", "change")
 page.wait_for_selector("#predict-form button")
 page.wait_for_function("document.querySelector('#models-body').innerText.includes('challenger')")
+# Drawn with data: the timeline's lines, the bars of both variants, the agreement.
+page.wait_for_function(
+    "lastData && lastData.timeline.points.some((p) => p.requests > 0)"
+    " && Number(document.querySelector('#chart-rollout').dataset.drawn)"
+    " === 2 * lastData.distribution.keys.length",
+    timeout=30000,
+)
 seen["title"] = page.inner_text("#title")
 seen["models"] = page.inner_text("#models-body")
 seen["rollout"] = page.inner_text("#rollout-body")
@@ -138,13 +192,18 @@ page.wait_for_function(
     arg=request_id,
 )
 seen["recent"] = page.inner_text("#recent-body")
-seen["traffic"] = page.inner_text("#traffic-body")
+seen["traffic"] = page.inner_text("#traffic-figures")
 seen["drift"] = page.inner_text("#drift-body")
+seen["drawn"] = page.evaluate({DRAWN!r})
 page.screenshot(path={str(SCREENSHOT)!r}, full_page=True)
+seen["empty"] = page.evaluate({EMPTY!r})
+seen["errors"] = errors
 """
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     seen = browse(rollout["folder"], rollout["env"], executable, steps)
     print(f"\ndashboard screenshot: {SCREENSHOT} ({SCREENSHOT.stat().st_size} bytes)")
+    print(f"dashboard page: {page_bytes} bytes")
+    assert seen["errors"] == [], "the page raised errors"
     assert "API key" in seen["before_key"]
     assert seen["title"].endswith("dashboard")
     assert "champion" in seen["models"] and "version 2" in seen["models"]
@@ -156,4 +215,88 @@ page.screenshot(path={str(SCREENSHOT)!r}, full_page=True)
     assert f"{request_id}\tchallenger (shadow)\t2" in seen["recent"]
     assert "/predict requests" in seen["traffic"]
     assert "window of 300 records" in seen["drift"], "the drift job ran in the test before"
+    charts = seen["drawn"]["charts"]
+    _assert_the_charts_are_drawn(charts, seen["drawn"]["data"])
+    assert {name: chart["empty"] != [] for name, chart in seen["empty"].items()} == {
+        name: True for name in charts
+    }, "without data, every chart says so"
     assert SCREENSHOT.stat().st_size > 30_000
+
+
+def _assert_the_charts_are_drawn(charts: dict, data: dict) -> None:
+    """Each chart drew the series the data holds, and shows no empty state."""
+    assert all(chart["empty"] == [] for chart in charts.values()), charts
+    points = data["timeline"]["points"]
+    assert charts["rate"]["drawn"] == charts["latency"]["drawn"] == len(points) >= 2
+    assert charts["rate"]["lines"]["rate"] == len(points)  # a rate for every interval
+    assert charts["latency"]["lines"]["p50_ms"] >= 1 and charts["latency"]["lines"]["p99_ms"] >= 1
+    assert max(point["rate"] for point in points) > 0
+    # The predictions: the training share and the last minutes' of each class, with a height.
+    classes = data["distribution"]["keys"]
+    bars = charts["distribution"]["bars"]
+    recent = bars[-1]["group"]
+    assert {bar["group"] for bar in bars} == {"training", recent} and recent.startswith("last ")
+    assert len(bars) == 2 * len(classes) and sum(bar["size"] > 0 for bar in bars) >= 2
+    # Drift: a bar per feature and the predictions, named as the drift job names them.
+    verdicts = [*data["drift"]["features"], data["drift"]["prediction"]["name"]]
+    assert sorted(bar["group"] for bar in charts["drift"]["bars"]) == sorted(verdicts)
+    assert "threshold" in charts["drift"]["text"]
+    # Rollout: both variants' outputs, and the agreement the monitoring job measured.
+    variants = [bar["group"] for bar in charts["rollout"]["bars"]]
+    assert sorted(set(variants)) == ["challenger", "champion"] and len(variants) == 2 * len(classes)
+    (agreement,) = charts["agreement"]["bars"]
+    assert agreement["size"] > 0 and "100.0% of 300 shadowed records agree" in agreement["title"]
+
+
+@pytest.mark.slow
+def test_the_deploy_script_pins_the_image_smoke_tests_and_rolls_back(rollout, kustomize, tmp_path):
+    """deploy/rollout.sh against the served rendering, the cluster's side a stand-in (no
+    cluster can run here; see kubernetes_standin): kustomize, the service and the smoke test
+    are real."""
+    if kustomize is None:
+        pytest.skip("NO KUSTOMIZE HERE: deploy/rollout.sh builds the overlay with it")
+    loud("NO KUBERNETES CLUSTER CAN RUN HERE: kubectl's cluster calls are a recording stand-in")
+    folder, env = rollout["folder"], rollout["env"]
+    slug = read_answers(folder)["package_name"].replace("_", "-")
+    image = f"ghcr.io/acme/{slug}@sha256:{'5e' * 32}"
+    port = int(rollout["base"].rsplit(":", 1)[1])
+
+    def deploy(name, arguments, **state):
+        return run_rollout(
+            folder, env, tmp_path / name, arguments, kustomize=kustomize,
+            namespace=f"{slug}-staging",
+            service_port=port, smoke_port=free_port(), **state,
+        )  # fmt: skip
+
+    def verbs(result):
+        return [" ".join(call[2:4] if call[0] == "-n" else call[:2]) for call in result.calls]
+
+    good = deploy("good", ["staging", image, "1"])
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.splitlines()[-1] == "model version: 1"
+    assert f"image: {image}" in good.applied and f"namespace: {slug}-staging" in good.applied
+    assert "rollout undo" not in verbs(good)
+    assert not list((folder / "deploy/k8s/overlays").glob(".pinned-*")), "the layer is left"
+
+    wrong = deploy("wrong-version", ["staging", image, "2"])
+    assert wrong.returncode == 1
+    assert "serves model version 1, not the expected 2" in wrong.stderr
+    assert verbs(wrong)[-2:] == ["rollout undo", "rollout status"]
+    assert "rolled staging back to revision 1" in wrong.stderr
+
+    stuck = deploy("not-ready", ["staging", image], rollout_ready=False)
+    assert stuck.returncode == 1 and "not ready within 20s" in stuck.stderr
+    assert "port-forward service/" + slug not in " ".join(verbs(stuck)), "no smoke test"
+    assert "rollout undo" in verbs(stuck)
+
+    first = deploy("first", ["staging", image], revision="", rollout_ready=False)
+    assert first.returncode == 1 and "nothing to roll back to" in first.stderr
+    assert "rollout undo" not in verbs(first)
+
+    for arguments, problem in (
+        (["staging", f"ghcr.io/acme/{slug}:v1.0.0"], "the image must be pinned by digest"),
+        (["qa", image], "no overlay for 'qa'"),
+    ):
+        refused = deploy("refused", arguments)
+        assert refused.returncode == 2 and refused.calls == [], refused.stderr
+        assert refused.stderr.strip().startswith(f"error: {problem}"), refused.stderr
