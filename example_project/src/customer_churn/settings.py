@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     max_segment_gap: float | None = Field(0.2, ge=0)
     max_p99_latency_ms: float | None = Field(50.0, gt=0)
     max_artifact_mb: float | None = Field(100.0, gt=0)
+    # Notifications: a `train` or `promote` that fails, or a version the gate refuses, is
+    # posted to this URL as Slack-compatible JSON ({"text": ...}); empty: no notification.
+    # The URL is a secret (it lets anyone post): keep it in .env or the CI's secrets.
+    notify_webhook_url: SecretStr | None = None
 
     # Evaluation: segment values with fewer holdout rows are listed but not compared; the
     # production profile times this many single-record calls and batches of this size.
@@ -127,6 +131,21 @@ class Settings(BaseSettings):
     rollout_max_metric_loss: float = Field(0.0, ge=0)
     rollout_min_agreement: float = Field(0.9, ge=0, le=1)
     rollout_agreement_tolerance: float = Field(0.1, gt=0)
+    # Retraining relay (`retrain-relay`): Alertmanager's drift alerts start one run of the
+    # training workflow of `retrain_ci`: GitHub's workflow_dispatch of train.yml in
+    # `retrain_repository` (OWNER/REPO), or GitLab's pipeline trigger of the project
+    # `retrain_repository` (its id or path), on the branch `retrain_ref`. `retrain_api_url`
+    # empty means the public service's API. `retrain_token` is a secret: a GitHub token allowed
+    # to write Actions on the repository, or a GitLab pipeline trigger token. After a run is
+    # started, alerts start no other for `retrain_cooldown` seconds; an alert already relayed
+    # (the same alert, firing since the same time) never starts a second one.
+    retrain_ci: Literal["github", "gitlab"] = "github"
+    retrain_api_url: str = ""
+    retrain_repository: str = ""
+    retrain_ref: str = "main"
+    retrain_token: SecretStr | None = None
+    retrain_cooldown: float = Field(3600.0, ge=0)
+    retrain_timeout: float = Field(10.0, gt=0)
 
     @field_validator("max_segment_gap", "max_p99_latency_ms", "max_artifact_mb", mode="before")
     @classmethod
@@ -135,6 +154,12 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
             return None
         return value
+
+    @field_validator("notify_webhook_url", "retrain_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        """An empty secret (`VAR=` in .env, an unset CI secret) is no secret."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _rollout_needs_a_challenger(self):

@@ -12,12 +12,15 @@ from mlflow import MlflowClient
 
 from customer_churn.contract import CONTRACT
 from customer_churn.data.validate import validate
+from customer_churn.errors import DataError
 from customer_churn.jobs.evaluate import evaluate_saved_model
+from customer_churn.jobs.train import train
 from customer_churn.modeling.evaluate import PRIMARY_METRIC
 from customer_churn.registry.export import remove_stale_staging
 from customer_churn.registry.receipt import file_sha256
 from customer_churn.registry.tracking import ALIAS
 from customer_churn.sampling import sample_rows
+from tests.conftest import make_settings
 
 
 def test_training_reports_useful_metrics(trained):
@@ -125,3 +128,10 @@ def test_training_killed_part_way_registers_nothing_and_keeps_the_export(
     leftovers = sorted(models.glob(".model-*"))
     assert leftovers and remove_stale_staging(models / "model") == leftovers
     assert sorted(path.name for path in models.iterdir()) == ["model"]
+
+
+def test_a_missing_data_file_is_the_loaders_error_not_a_traceback(tmp_path):
+    settings = make_settings(tmp_path)
+    with pytest.raises(DataError, match=r"train\.csv: no such file"):
+        train(settings)
+    assert not settings.export_dir.exists()

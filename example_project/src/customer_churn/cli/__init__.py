@@ -5,9 +5,9 @@ import typer
 
 from ..errors import ProjectError
 from .data import contract, data, validate
-from .monitoring import monitor, simulate
+from .monitoring import monitor, retrain_relay, simulate
 from .prediction import predict
-from .serving import serve
+from .serving import serve, smoke
 from .shared import console
 from .training import evaluate, history, promote, pull, reproduce, rollback, train
 
@@ -25,8 +25,10 @@ for command in (
     evaluate,
     predict,
     serve,
+    smoke,
     monitor,
     simulate,
+    retrain_relay,
     pull,
 ):
     app.command()(command)

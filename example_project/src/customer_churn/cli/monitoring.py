@@ -1,4 +1,5 @@
-"""The monitoring commands: the drift job, and test traffic for a running service."""
+"""The monitoring commands: the drift job, test traffic for a running service, and the relay
+from drift alerts to the training workflow."""
 
 from pathlib import Path
 from typing import Annotated
@@ -87,3 +88,25 @@ def simulate(
     if traffic.failed:
         console.print(f"[red]error:[/] {traffic.failed} requests failed (status 0: no answer)")
         raise typer.Exit(1)
+
+
+def retrain_relay(
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port")] = 9095,
+) -> None:
+    """Start the CI's training workflow when Alertmanager posts drift alerts (its webhook)."""
+    import uvicorn
+
+    from ..monitoring.dispatch import target_from
+    from ..monitoring.retrain import Relay, create_app
+    from ..service.logs import configure_logging
+
+    settings = load_settings()
+    target = target_from(settings)  # a missing setting stops here, before binding a port
+    relay = Relay(target, settings.monitoring_dir, settings.retrain_cooldown)
+    configure_logging(settings.log_format)
+    console.print(
+        f"relaying alerts posted to http://{host}:{port}/alerts to {target.name} "
+        f"({target.repository}, {target.ref})"
+    )
+    uvicorn.run(create_app(relay), host=host, port=port, log_config=None, access_log=False)

@@ -1,10 +1,10 @@
-"""The `serve` command: the prediction service over HTTP."""
+"""The `serve` command: the prediction service over HTTP; `smoke`: check a running one."""
 
 from typing import Annotated
 
 import typer
 
-from .shared import load_settings
+from .shared import console, load_settings
 
 
 def serve(
@@ -35,3 +35,24 @@ def serve(
         limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
+
+
+def smoke(
+    url: Annotated[str, typer.Option(help="Base URL of the running service")],
+    expect_version: Annotated[
+        str | None, typer.Option(help="Fail unless /model shows this model version")
+    ] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for /ready")] = 60,
+) -> None:
+    """Smoke-test a running service: ready, one prediction, the model version it serves.
+
+    The last line printed is `model version: N`, for a deployment to read.
+    """
+    from ..service.smoke import smoke_test
+
+    settings = load_settings()
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    result = smoke_test(url, expect_version, key, wait)
+    console.print(f"ready after {result.ready_seconds:.1f} s")
+    console.print(f"one prediction: {result.prediction}")
+    print(f"model version: {result.version}")

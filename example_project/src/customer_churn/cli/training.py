@@ -1,6 +1,10 @@
 """The model commands: train, promote, roll back, the champion's history, reproduce, evaluate
-and pull a registered version."""
+and pull a registered version. `train` and `promote` notify (jobs/notify.py) when they fail or
+the gate refuses."""
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -21,9 +25,18 @@ def train(
     ] = False,
 ) -> None:
     """Train, evaluate, log to MLflow, register a version and export it for serving."""
+    settings = load_settings()
+    command = "train --promote" if promote else "train"
+    with _notified(settings, command):
+        result = _train(settings)
+        if promote:
+            _gate(settings, command, result.run_id)
+
+
+def _train(settings):
+    """Train, printing the steps, then the figures and where the model went."""
     from ..registry.store import Preparation
 
-    settings = load_settings()
     # The tracking store gets ready in a child process from now on, while the training code
     # imports (seconds on a fresh project): see registry/store.py.
     with (
@@ -45,17 +58,19 @@ def train(
         f"{result.model_version}; serving export in {result.export_dir}; "
         f"model card in {settings.reports_dir / 'model_card.md'}"
     )
-    if promote:
-        _gate(settings)
+    return result
 
 
 def promote() -> None:
     """Promote the newest registered version to champion if it passes the gate (else exit 1)."""
-    _gate(load_settings())
+    settings = load_settings()
+    with _notified(settings, "promote"):
+        _gate(settings, "promote")
 
 
-def _gate(settings) -> None:
-    """Judge the newest version, print the figures and the decision; exit 1 when refused."""
+def _gate(settings, command: str, run_id: str | None = None) -> None:
+    """Judge the newest version, print the figures and the decision; notify and exit 1 when
+    refused."""
     from ..registry.promote import promote as run_gate
 
     decision = run_gate(settings)
@@ -65,7 +80,48 @@ def _gate(settings) -> None:
         console.print(f"  {name:<20} challenger {value:.4f}{versus}")
     console.print(decision.summary)
     if not decision.promoted:
+        note = f" ({decision.note})" if decision.note else ""
+        refused = f"kept the champion: the gate refused version {decision.challenger}{note}: "
+        run_id = run_id or _run_of(settings, decision.challenger)
+        _notify(settings, command, refused + "; ".join(decision.reasons), run_id)
         raise typer.Exit(1)
+
+
+@contextmanager
+def _notified(settings, command: str) -> Iterator[None]:
+    """Notify when the command fails; its error and exit status stay as they were."""
+    started = time.time()
+    try:
+        yield
+    except (typer.Exit, KeyboardInterrupt):  # a refusal is notified where it is decided
+        raise
+    except Exception as error:
+        from ..errors import ProjectError
+        from ..jobs.notify import run_started_since
+
+        said = str(error) if isinstance(error, ProjectError) else repr(error)
+        _notify(settings, command, f"failed: {said}", run_started_since(started))
+        raise
+
+
+def _notify(settings, command: str, what: str, run_id: str | None) -> None:
+    """Post the notification; a delivery that fails is one warning line."""
+    from rich.markup import escape
+
+    from ..jobs.notify import notify
+
+    if problem := notify(settings, command, what, run_id):
+        console.print(f"[yellow]warning:[/] {escape(problem)}")
+
+
+def _run_of(settings, version: str) -> str | None:
+    """The training run of a registered version, for the notification (None if unknown)."""
+    from mlflow import MlflowClient
+
+    try:
+        return MlflowClient().get_model_version(settings.registered_model_name, version).run_id
+    except Exception:  # the registry away: the refusal is notified without it
+        return None
 
 
 def rollback(

@@ -97,6 +97,19 @@ def reference_frame(pipeline, rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame
     return reference
 
 
+def prediction_shares(predictions: np.ndarray, bounds: list[float] | None) -> dict[str, float]:
+    """The share of each outcome the service's `predictions` metric counts (the class, or the
+    bucket `q<i>` of the value between `bounds`) among `predictions`: on the drift reference,
+    what the dashboard sets the served predictions against."""
+    if bounds is None:
+        outcomes = [str(label) for label in predictions.tolist()]
+    else:
+        outcomes = [f"q{bucket}" for bucket in np.searchsorted(bounds, predictions).tolist()]
+    keys, counts = np.unique(outcomes, return_counts=True)
+    total = len(outcomes)
+    return {str(key): round(int(n) / total, 6) for key, n in zip(keys, counts, strict=True)}
+
+
 STAGING_PREFIX = "."  # staging folders are hidden siblings of the export: `.model-XXXX`
 
 
@@ -166,6 +179,8 @@ def build_serving_folder(
     if CONTRACT.target.kind == "regression":  # bucket bounds of the served-values metric
         deciles = np.quantile(holdout[CONTRACT.target.name], np.linspace(0.1, 0.9, 9))
         manifest["target_quantiles"] = [round(float(q), 6) for q in deciles]
+    answers = drift_reference["prediction"].to_numpy()
+    manifest["prediction_shares"] = prediction_shares(answers, manifest.get("target_quantiles"))
     try:
         (folder / ONNX_FILE).write_bytes(_to_onnx(pipeline))
     except Exception as error:  # a model skl2onnx cannot convert: serve the pipeline

@@ -66,7 +66,8 @@ def make_receipt(settings: Settings, estimator) -> dict[str, Any]:
         "git_dirty": bool(_git("status", "--porcelain")),
         "lock_sha256": file_sha256(lock) if lock.is_file() else None,
         "data_path": str(settings.data_path),
-        "data_sha256": file_sha256(settings.data_path),
+        # A missing file is the data loader's one-line error, a moment later.
+        "data_sha256": file_sha256(settings.data_path) if settings.data_path.is_file() else None,
         "seed": settings.seed,
         "test_size": settings.test_size,
         "cv_folds": settings.cv_folds,

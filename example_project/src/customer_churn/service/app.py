@@ -25,6 +25,7 @@ from .rollout import CHALLENGER
 from .routes import ROUTERS
 from .schemas import Record, example_record
 from .scoring import Scorer
+from .timeline import Timeline
 
 # What other code imports from here: the factory, the model loader and the request model.
 __all__ = ["Record", "create_app", "example_record", "load"]
@@ -45,15 +46,19 @@ def create_app(
     scorer = Scorer(settings, models, metrics)
     shedder = LoadShedder(settings.max_queue_delay_ms / 1000)
     access = AccessLog(settings.log_format) if settings.access_log else None
+    background = [shedder.watch] + ([access.run] if access else [])
+    timeline = Timeline(metrics)  # the dashboard's charts of the last minutes
+    background.append(timeline.run)
     app = FastAPI(
         title="Customer Churn",
         description="Predicts which customers are about to cancel their subscription.",
         version=__version__,
-        lifespan=lifespan(models, scorer, [shedder.watch] + ([access.run] if access else [])),
+        lifespan=lifespan(models, scorer, background),
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings, app.state.metrics = settings, metrics
     app.state.models, app.state.scorer = models, scorer
+    app.state.timeline = timeline
     if model is not None:
         models.install(model)
     if challenger is not None and scorer.rollout is not None:
@@ -101,7 +106,7 @@ def lifespan(
 ) -> Callable:
     """What runs while the service does: the prediction log and the rollout's workers, the
     models that load in the background, and the `background` tasks (the load shedder's
-    heartbeat, the access log's writer)."""
+    heartbeat, the access log's writer, the dashboard's timeline)."""
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:

@@ -1,59 +1,42 @@
 """The dashboard: a page for people, served by the service itself at `/dashboard`, and its data.
 
-The page (`dashboard.html` beside this module: HTML and a little plain JavaScript) holds no
-data. It reads `GET /dashboard/data`, which asks for the API key like `/predict` does when one
-is set, and sends its form to `/predict`. No second process, port, image or dependency: it
-ships in the package, so the serving image has it.
+The page (`dashboard.html` beside this module: HTML, plain JavaScript and the SVG charts it
+draws) holds no data. It reads `GET /dashboard/data`, which asks for the API key like
+`/predict` does when one is set, and sends its form to `/predict`. No second process, port,
+image or dependency: it ships in the package, so the serving image has it.
+
+Its charts: requests and latency of the last minutes (`timeline`), the predictions of the last
+minutes against the champion's on its training rows (`prediction_shares` of the export), the
+variants of a rollout side by side (the service's counters, and the drift job's `rollout.json`),
+and each column's drift against its threshold (the drift job's `drift.json`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from ..contract import CONTRACT
 from ..registry.artifact import ServingModel
 from ..settings import Settings
 from .holder import ModelHolder
 from .metrics import Metrics
 from .schemas import example_record
 from .scoring import Scorer
+from .timeline import Timeline, histogram_quantile, samples
 
 CARD = "model_card.md"  # written into the export by training
 RECENT = 30  # predictions the page lists
 
 
-def histogram_quantile(quantile: float, buckets: list[tuple[float, float]]) -> float | None:
-    """Prometheus's estimate of a quantile from cumulative (upper bound, count) buckets."""
-    if not buckets or buckets[-1][1] == 0:
-        return None
-    rank = quantile * buckets[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower_bound
-            share = (rank - lower_count) / (count - lower_count) if count > lower_count else 0
-            return lower_bound + (bound - lower_bound) * share
-        lower_bound, lower_count = bound, count
-    return None
-
-
-def _samples(metric, suffix: str):
-    for family in metric.collect():
-        for sample in family.samples:
-            if sample.name.endswith(suffix):
-                yield sample.labels, sample.value
-
-
 def _quantiles_ms(metric, by: str) -> dict[str, dict[str, float | None]]:
     """p50 and p99 in milliseconds of a histogram, per value of its label `by`."""
     buckets: dict[str, list[tuple[float, float]]] = {}
-    for labels, value in _samples(metric, "_bucket"):
+    for labels, value in samples(metric, "_bucket"):
         buckets.setdefault(labels[by], []).append((float(labels["le"]), value))
     result = {}
     for name, points in buckets.items():
@@ -70,13 +53,13 @@ def _quantiles_ms(metric, by: str) -> dict[str, dict[str, float | None]]:
 def traffic(metrics: Metrics) -> dict[str, Any]:
     """Counters and latency the service has measured since it started."""
     routes: dict[str, dict[str, float]] = {}
-    for labels, value in _samples(metrics.requests, "_total"):
+    for labels, value in samples(metrics.requests, "_total"):
         route = routes.setdefault(labels["route"], {"requests": 0, "errors": 0})
         route["requests"] += value
         if labels["status"].startswith("5"):
             route["errors"] += value
     predictions: dict[str, dict[str, float]] = {}
-    for labels, value in _samples(metrics.predictions, "_total"):
+    for labels, value in samples(metrics.predictions, "_total"):
         predictions.setdefault(labels["variant"], {})[labels["outcome"]] = value
     return {
         "time": time.time(),
@@ -84,7 +67,7 @@ def traffic(metrics: Metrics) -> dict[str, Any]:
         "latency": _quantiles_ms(metrics.latency, "route"),
         "predictions": predictions,
         "model_latency": _quantiles_ms(metrics.model_latency, "variant"),
-        "shadow": {labels["result"]: value for labels, value in _samples(metrics.shadow, "_total")},
+        "shadow": {labels["result"]: value for labels, value in samples(metrics.shadow, "_total")},
     }
 
 
@@ -105,6 +88,34 @@ def model_summary(model: ServingModel | None) -> dict[str, Any] | None:
     }
 
 
+def outcome_names(manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The outcomes the `predictions` metric counts, in order, and the names the charts give
+    them: the classes."""
+    keys = [str(label) for label in manifest.get("classes") or CONTRACT.target.labels]
+    return keys, keys
+
+
+def distribution(
+    model: ServingModel | None, outcomes: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    """The predictions of the last minutes by variant, against the champion's predictions on
+    its training rows (`prediction_shares` of its export; None in an export made before)."""
+    manifest = model.manifest if model is not None else {}
+    keys, labels = outcome_names(manifest)
+    unknown = sorted({outcome for counts in outcomes.values() for outcome in counts} - set(keys))
+    keys, labels = keys + unknown, labels + unknown
+    shares = manifest.get("prediction_shares")
+    return {
+        "keys": keys,
+        "labels": labels,
+        "training": [shares.get(key, 0.0) for key in keys] if shares else None,
+        "recent": {
+            variant: [counts.get(key, 0.0) for key in keys]
+            for variant, counts in sorted(outcomes.items())
+        },
+    }
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     """A result file of the monitoring job, or None before it has run."""
     try:
@@ -115,15 +126,16 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 @cache
 def page() -> str:
-    """The page: HTML and a little plain JavaScript, the same for every visitor."""
+    """The page: HTML and plain JavaScript that draws its charts, the same for every visitor."""
     return files(__package__).joinpath("dashboard.html").read_text(encoding="utf-8")
 
 
 def summary(
-    models: ModelHolder, scorer: Scorer, settings: Settings, metrics: Metrics
+    models: ModelHolder, scorer: Scorer, settings: Settings, metrics: Metrics, timeline: Timeline
 ) -> dict[str, Any]:
     """Everything the dashboard shows, in one answer."""
     prediction_log = scorer.prediction_log
+    last_minutes = timeline.summary()
     return {
         "models": {
             "champion": model_summary(models.champion),
@@ -135,8 +147,11 @@ def summary(
             "mode": settings.rollout_mode,
             "share": settings.rollout_share,
             "key_header": settings.rollout_key_header,
+            "min_agreement": settings.rollout_min_agreement,
         },
         "traffic": traffic(metrics),
+        "timeline": last_minutes,
+        "distribution": distribution(models.champion, last_minutes["outcomes"]),
         "recent": prediction_log.recent(RECENT) if prediction_log is not None else None,
         "example": example_record(),
         "drift": read_json(settings.monitoring_dir / "drift.json"),

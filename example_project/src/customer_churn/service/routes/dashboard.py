@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ..dashboard import page, summary
@@ -19,7 +19,12 @@ async def dashboard() -> HTMLResponse:
 
 @router.get("/data", dependencies=[RequireKey])
 async def dashboard_data(
-    models: ModelsDep, scorer: ScorerDep, settings: SettingsDep, metrics: MetricsDep
+    request: Request,
+    models: ModelsDep,
+    scorer: ScorerDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
 ) -> dict[str, Any]:
-    """Everything the dashboard shows, in one answer."""
-    return summary(models, scorer, settings, metrics)
+    """Everything the dashboard shows, in one answer, with the last minutes of `/predict`
+    (the app's `Timeline`) for its charts."""
+    return summary(models, scorer, settings, metrics, request.app.state.timeline)
