@@ -53,7 +53,7 @@ def test_another_model_version_fails(live, trained):
 def test_a_refused_prediction_fails_with_its_status(live):
     base, _ = live
     with pytest.raises(SmokeTestFailed, match=r"POST .*/predict answered 401"):
-        smoke_test(base, api_key="not-the-key")
+        smoke_test(base, api_key="not-the-key")  # pragma: allowlist secret
 
 
 def test_no_service_fails_after_the_wait():
