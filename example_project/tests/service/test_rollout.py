@@ -25,6 +25,7 @@ SHARE_TOLERANCE = 0.015
 # Shadow mode may add at most this much to the median latency of /predict (measured in
 # process, where a request takes about a millisecond).
 SHADOW_P50_BUDGET_MS = 1.0
+SHADOW_P50_SHARE = 0.5  # of the answer's own median, on a slow or busy machine
 
 
 def as_records(frame) -> list[dict]:
@@ -222,7 +223,9 @@ def test_shadow_adds_little_latency(serving_model, settings, records, tmp_path):
         f"shadow p50 {figures['shadow'][0]:.3f} ms p99 {figures['shadow'][1]:.3f} ms; "
         f"shadow cost at p50 {cost:+.3f} ms, at p99 {tail_cost:+.3f} ms"
     )
-    assert cost <= SHADOW_P50_BUDGET_MS
+    # The budget grows with this machine's own pace: a loaded machine slows both alike, and
+    # shadow scoring in line with the answer would cost about as much as the answer itself.
+    assert cost <= max(SHADOW_P50_BUDGET_MS, SHADOW_P50_SHARE * figures["single"][0])
 
 
 def test_the_challenger_can_be_reloaded_in_a_rollout_only(
