@@ -16,7 +16,7 @@ MODULES = {
     "": ["__init__", "__main__", "card", "contract", "errors", "features", "fields", "model",
          "sampling", "settings", "synthetic"],
     "data": ["__init__", "contract_file", "infer", "ingest", "validate"],
-    "modeling": ["__init__", "evaluate", "explain", "fit", "model_card", "segments"],
+    "modeling": ["__init__", "baseline", "evaluate", "explain", "fit", "model_card", "segments"],
     "registry": ["__init__", "artifact", "cache", "champions", "export", "profile", "promote",
                  "receipt", "store", "tracking"],
     "jobs": ["__init__", "evaluate", "notify", "predict", "reproduce", "train"],
@@ -26,7 +26,7 @@ TESTS = {
     "": ["__init__", "conftest", "recorder", "test_cli", "test_contract", "test_end_to_end",
          "test_features", "test_layout", "test_sampling", "test_settings"],
     "data": ["__init__", "test_infer", "test_ingest", "test_validate"],
-    "modeling": ["__init__", "test_evaluate"],
+    "modeling": ["__init__", "test_baseline", "test_evaluate"],
     "registry": ["__init__", "test_export", "test_promote"],
     "jobs": ["__init__", "test_notify", "test_predict", "test_train"],
 }  # fmt: skip
