@@ -40,10 +40,35 @@ TOOL_FIXTURES = {
 }
 
 
+# The longest tests, longest first (minutes each, measured on a 2-core machine): `make test`
+# hands tests to its two processes in collection order, one as the other finishes, so the
+# longest go first and the short ones fill in at the end; in alphabetical order a test of
+# seven minutes could start last while the other process sat idle.
+LONGEST_FIRST = (
+    "test_docs_commands.py::test_course_guide_commands_run",  # 7, with the image test's 4.5
+    "test_deploy_image.py::",  # in the course guide's group (port 8000)
+    "test_fresh_machine.py::",  # 6.5, a group
+    "test_own_data.py::test_the_own_data_page_takes_penguins",  # 6.5
+    "test_own_data.py::test_cars_are_refused",  # 4
+    "test_spark.py::",  # 3.5
+    "test_update.py::test_updated_project_passes_its_own_tests",  # 2.5
+    "test_integration.py::",  # 2
+    "test_own_data.py::test_biopsy",  # 2
+    "test_rollout.py::",  # 2
+    "test_monitoring.py::",  # 1.5
+)
+
+
+def _rank(item) -> int:
+    name = item.nodeid.removeprefix("tests/")
+    return next((i for i, p in enumerate(LONGEST_FIRST) if name.startswith(p)), len(LONGEST_FIRST))
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if TOOL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.tools)
+    items.sort(key=_rank)  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")
