@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # metrics) and the margin by which a challenger must beat the champion's primary metric.
     promotion_thresholds: dict[str, float] = {"roc_auc": 0.75}
     promotion_margin: float = 0.001
+    # The skill over the baseline (a model that ignores the features: modeling/baseline.py)
+    # the challenger must reach on the primary metric: the share of the possible improvement
+    # over the baseline it makes (0: no better than the baseline, 1: perfect).
+    min_skill_over_baseline: float = Field(0.1, ge=0, le=1)
     # Limits beyond accuracy (None: no limit). The largest gap of the segment metric (ROC AUC)
     # between values of any segment or protected feature, on the holdout; the single-record
     # p99 latency and the size of the serving artifact, from the profile measured at training.

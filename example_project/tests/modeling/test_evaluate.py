@@ -163,9 +163,10 @@ def test_the_gate_refuses_a_model_over_a_latency_or_fairness_limit(tmp_path):
         max_segment_gap=0.1,
         max_p99_latency_ms=5.0,
         max_artifact_mb=1.0,
+        min_skill_over_baseline=0.0,
     )
-    within = {
-        PRIMARY_METRIC: 0.5,
+    even = {PRIMARY_METRIC: 0.5, f"baseline_{PRIMARY_METRIC}": 0.5}  # no better, no worse
+    within = even | {
         f"segment_gap_{SEGMENT}": 0.05,
         "profile_single_p99_ms": 4.0,
         "profile_artifact_mb": 0.5,
@@ -182,9 +183,9 @@ def test_the_gate_refuses_a_model_over_a_latency_or_fairness_limit(tmp_path):
     ]
     big = judge(limited, within | {"profile_artifact_mb": 3.0}, None)
     assert "serving artifact size (MB) 3.0000 is above the limit 1.0" in big[0]
-    unmeasured = judge(limited, {PRIMARY_METRIC: 0.5}, None)
+    unmeasured = judge(limited, even, None)
     assert "no single-record p99 latency (ms) is recorded" in unmeasured[0]
-    assert judge(limited.model_copy(update=NO_LIMITS), {PRIMARY_METRIC: 0.5}, None) == []
+    assert judge(limited.model_copy(update=NO_LIMITS), even, None) == []
 
 
 def test_a_limit_is_lifted_by_an_empty_value_or_none(monkeypatch):

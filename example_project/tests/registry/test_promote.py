@@ -155,17 +155,21 @@ def test_thresholds_and_margin_are_both_required(tmp_path):
         max_artifact_mb=None,
     )
     good, bad = 0.5 + BETTER * 0.2, 0.5 - BETTER * 0.2
+
+    def figures(value: float) -> dict[str, float]:  # with a baseline `good` beats by far
+        return {PRIMARY_METRIC: value, f"baseline_{PRIMARY_METRIC}": 0.5}
+
     bound = "maximum" if PRIMARY_METRIC in LOWER_IS_BETTER else "minimum"
-    assert judge(settings, {PRIMARY_METRIC: good}, None) == []
-    assert f"is below the {bound}" in judge(settings, {PRIMARY_METRIC: bad}, None)[0] or (
-        f"is above the {bound}" in judge(settings, {PRIMARY_METRIC: bad}, None)[0]
+    assert judge(settings, figures(good), None) == []
+    assert f"is below the {bound}" in judge(settings, figures(bad), None)[0] or (
+        f"is above the {bound}" in judge(settings, figures(bad), None)[0]
     )
-    small_gain = {PRIMARY_METRIC: good + BETTER * 0.005}
-    assert "by the margin 0.01" in judge(settings, small_gain, {PRIMARY_METRIC: good})[0]
-    assert judge(settings, {PRIMARY_METRIC: good + BETTER * 0.02}, {PRIMARY_METRIC: good}) == []
+    small_gain = figures(good + BETTER * 0.005)
+    assert "by the margin 0.01" in judge(settings, small_gain, figures(good))[0]
+    assert judge(settings, figures(good + BETTER * 0.02), figures(good)) == []
     unknown = settings.model_copy(update={"promotion_thresholds": {"nope": 1}})
     with pytest.raises(ProjectError, match="unknown metric 'nope'"):
-        judge(unknown, {PRIMARY_METRIC: good}, None)
+        judge(unknown, figures(good), None)
 
 
 def test_a_run_reproduces_from_its_receipt(trained, settings):

@@ -3,7 +3,7 @@ nor fails a request, and the settings refuse what cannot work."""
 
 import dataclasses
 import re
-import statistics
+import threading
 import time
 
 import numpy as np
@@ -22,10 +22,6 @@ KEYS = 10_000
 # The binomial standard deviation of a share p over 10,000 keys is at most 0.005: 0.015 is
 # three of them, so a fair hash stays within it.
 SHARE_TOLERANCE = 0.015
-# Shadow mode may add at most this much to the median latency of /predict (measured in
-# process, where a request takes about a millisecond).
-SHADOW_P50_BUDGET_MS = 1.0
-SHADOW_P50_SHARE = 0.5  # of the answer's own median, on a slow or busy machine
 
 
 def as_records(frame) -> list[dict]:
@@ -189,43 +185,29 @@ def test_a_challenger_that_cannot_load_leaves_the_champion_answering(
         assert "challenger_loaded 0.0" in client.get("/metrics").text
 
 
-def _latencies_ms(client, records, count: int) -> list[float]:
-    timings = []
-    for index in range(count):
-        started = time.perf_counter()
-        response = client.post("/predict", json=records[index % len(records)])
-        timings.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200
-    return timings
+def test_shadow_scoring_never_holds_up_an_answer(serving_model, settings, records, tmp_path):
+    """The challenger scores on a thread of its own: every answer comes back while it is
+    held, and what it scored is logged once it is let go. (What shadow mode costs in
+    latency is a figure of the serving benchmark, not a test.)"""
+    release, scored = threading.Event(), []
+    challenger = renamed(serving_model, "2")
 
+    def held(batch):
+        release.wait(timeout=10)  # in line with the answers, each would wait this long
+        scored.append(len(batch))
+        return serving_model.predict_records(batch)
 
-def test_shadow_adds_little_latency(serving_model, settings, records, tmp_path):
-    single = rollout_settings(settings, tmp_path / "single")
-    shadow = rollout_settings(settings, tmp_path / "shadow", rollout_mode="shadow")
-    timings = {"single": [], "shadow": []}
-    with (
-        TestClient(create_app(single, serving_model)) as plain,
-        TestClient(create_app(shadow, serving_model, renamed(serving_model, "2"))) as shadowed,
-    ):
-        for client in (plain, shadowed):
-            _latencies_ms(client, records, 50)  # warm up
-        for _ in range(6):  # alternate, so that both meet the same load on this machine
-            timings["single"] += _latencies_ms(plain, records, 100)
-            timings["shadow"] += _latencies_ms(shadowed, records, 100)
-    figures = {}
-    for mode, values in timings.items():
-        cuts = statistics.quantiles(values, n=100)
-        figures[mode] = (statistics.median(values), cuts[98])
-    cost, tail_cost = (figures["shadow"][i] - figures["single"][i] for i in (0, 1))
-    print(
-        f"\n/predict in process, {len(timings['single'])} requests each: "
-        f"single p50 {figures['single'][0]:.3f} ms p99 {figures['single'][1]:.3f} ms; "
-        f"shadow p50 {figures['shadow'][0]:.3f} ms p99 {figures['shadow'][1]:.3f} ms; "
-        f"shadow cost at p50 {cost:+.3f} ms, at p99 {tail_cost:+.3f} ms"
-    )
-    # The budget grows with this machine's own pace: a loaded machine slows both alike, and
-    # shadow scoring in line with the answer would cost about as much as the answer itself.
-    assert cost <= max(SHADOW_P50_BUDGET_MS, SHADOW_P50_SHARE * figures["single"][0])
+    challenger.predict_records = held
+    shadowed = rollout_settings(settings, tmp_path, rollout_mode="shadow")
+    with TestClient(create_app(shadowed, serving_model, challenger)) as client:
+        for index, record in enumerate(records[:5]):
+            response = client.post("/predict", json=record, headers={"x-request-id": f"h{index}"})
+            assert response.status_code == 200, response.text
+        assert scored == [], "an answer waited for the challenger"
+        release.set()
+    logged, _ = read_log(tmp_path / "predictions")
+    shadow = sorted(r["request_id"] for r in logged if r["shadow"])
+    assert shadow == sorted(f"h{index}" for index in range(5))
 
 
 def test_the_challenger_can_be_reloaded_in_a_rollout_only(
@@ -301,7 +283,8 @@ def test_a_challenger_that_agrees_may_be_promoted(serving_model, settings, tmp_p
     assert comparison["agreement"] == {"pairs": 150, "rate": 1.0}
     assert comparison["variants"]["challenger"]["version"] == "7"
     variants = comparison["variants"]
-    assert variants["challenger"]["live"] == variants["champion"]["live"]
+    # One model twice: its float32 answers may differ in their last digits, no more.
+    assert variants["challenger"]["live"] == pytest.approx(variants["champion"]["live"], rel=1e-6)
     assert (tmp_path / "monitoring" / "rollout.json").is_file()
 
 

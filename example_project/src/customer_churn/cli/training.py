@@ -51,8 +51,12 @@ def _train(settings):
         result = run_training(
             settings, on_step=lambda step: progress.update(task, description=step), store=store
         )
+    from ..modeling.baseline import PREFIX
+
     for name, value in sorted(result.metrics.items()):
-        console.print(f"  {name:<28} {value:.4f}")
+        if not name.startswith(PREFIX):
+            console.print(f"  {name:<28} {value:.4f}")
+    console.print(_against_baseline(result.metrics, "test_"))
     console.print(
         f"run {result.run_id}: registered '{settings.registered_model_name}' version "
         f"{result.model_version}; serving export in {result.export_dir}; "
@@ -71,13 +75,16 @@ def promote() -> None:
 def _gate(settings, command: str, run_id: str | None = None) -> None:
     """Judge the newest version, print the figures and the decision; notify and exit 1 when
     refused."""
+    from ..modeling.baseline import PREFIX
     from ..registry.promote import promote as run_gate
 
     decision = run_gate(settings)
     for name, value in sorted(decision.challenger_metrics.items()):
         champion = decision.champion_metrics.get(name)
         versus = f"   champion {champion:.4f}" if champion is not None else ""
-        console.print(f"  {name:<20} challenger {value:.4f}{versus}")
+        if not name.startswith(PREFIX):
+            console.print(f"  {name:<20} challenger {value:.4f}{versus}")
+    console.print(_against_baseline(decision.challenger_metrics))
     console.print(decision.summary)
     if not decision.promoted:
         note = f" ({decision.note})" if decision.note else ""
@@ -85,6 +92,18 @@ def _gate(settings, command: str, run_id: str | None = None) -> None:
         run_id = run_id or _run_of(settings, decision.challenger)
         _notify(settings, command, refused + "; ".join(decision.reasons), run_id)
         raise typer.Exit(1)
+
+
+def _against_baseline(figures: dict[str, float], holdout: str = "") -> str:
+    """One line: the baseline's primary holdout figure and the model's skill over it."""
+    from ..modeling.baseline import PREFIX, skill
+    from ..modeling.evaluate import PRIMARY_METRIC as metric
+
+    value, base = figures[f"{holdout}{metric}"], figures[f"{PREFIX}{holdout}{metric}"]
+    return (
+        f"baseline (features ignored): {metric} {base:.4f} on the holdout; the model's "
+        f"{value:.4f} is a skill of {skill(metric, value, base):.3f} over it"
+    )
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """Fitting: validate and split the data, cross-validate, fit on the training split, score the
-holdout. Preprocessing is fitted inside the pipeline, on the training split only."""
+holdout, and the baseline beside it (baseline.py). Preprocessing is fitted inside the
+pipeline, on the training split only."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..data.validate import validate
 from ..errors import DataError
 from ..features import build_pipeline, features_of
 from ..settings import Settings
-from . import evaluate
+from . import baseline, evaluate
 from .segments import SegmentReport, report_for
 
 
@@ -107,4 +108,11 @@ def _fit(settings: Settings, pipeline, train_frame, test_frame, on_step) -> Fitt
     segments = report_for(pipeline, test_frame, settings.segment_min_rows)
     holdout = evaluate.compute_metrics(pipeline, test_frame) | segments.metrics()
     metrics |= {f"test_{name}": value for name, value in holdout.items()}
+
+    on_step("Scoring the baseline (features ignored) on the same folds and holdout")
+    metrics |= baseline.training_figures(train_frame, test_frame, settings.cv_folds)
+    primary = evaluate.PRIMARY_METRIC
+    metrics[baseline.SKILL] = baseline.skill(
+        primary, metrics[f"test_{primary}"], metrics[f"{baseline.PREFIX}test_{primary}"]
+    )
     return Fitted(pipeline, train_frame, test_frame, metrics, segments)

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..card import INTENDED_USE, LIMITATIONS
 from ..contract import CONTRACT
-from .evaluate import PRIMARY_METRIC
+from .baseline import PREFIX, SKILL
+from .evaluate import LOWER_IS_BETTER, PRIMARY_METRIC
 from .segments import GAP_METRIC
 
 if TYPE_CHECKING:
@@ -111,6 +112,31 @@ def _profile(profile: dict[str, Any]) -> list[str]:
     ]
 
 
+def _metrics(metrics: dict[str, float]) -> list[str]:
+    """The model's figures beside the baseline's, where it has one, and the lift over it."""
+    lines = [
+        f"The baseline ignores the features (it answers the training rows' "
+        f"{'class shares' if CONTRACT.target.kind == 'classification' else 'mean'}). On the "
+        f"holdout's {PRIMARY_METRIC}, the model makes {metrics[SKILL]:.1%} of the possible "
+        "improvement over it (its skill over the baseline). The lift is how much better the "
+        "model does on each metric (positive: better, whichever way the metric points).",
+        "",
+        "| metric | model | baseline | lift |",
+        "|---|--:|--:|--:|",
+    ]
+    for name, value in sorted(metrics.items()):
+        base = metrics.get(f"{PREFIX}{name}")
+        if name.startswith(PREFIX) or name == SKILL:
+            continue
+        if base is None:
+            lines.append(f"| {name} | {value:.4f} | | |")
+            continue
+        metric = name.removeprefix("test_").removeprefix("cv_").removesuffix("_mean")
+        lift = base - value if metric in LOWER_IS_BETTER else value - base
+        lines.append(f"| {name} | {value:.4f} | {base:.4f} | {lift:+.4f} |")
+    return lines
+
+
 def render_model_card(
     fitted: Fitted,
     metadata: dict[str, Any],
@@ -120,7 +146,6 @@ def render_model_card(
     profile: dict[str, Any] | None = None,
 ) -> str:
     """The card's Markdown text; `findings` and `profile` add their sections."""
-    metrics = sorted(fitted.metrics.items())
     lines = [
         f"# Model card: {metadata['name']} version {metadata['version']}",
         "",
@@ -142,9 +167,7 @@ def render_model_card(
         "",
         "## Metrics",
         "",
-        "| metric | value |",
-        "|---|---|",
-        *[f"| {name} | {value:.4f} |" for name, value in metrics],
+        *_metrics(fitted.metrics),
         "",
         *(["## Explanations", "", *_explanations(findings), ""] if findings else []),
         *(["## Segments", "", *_segments(findings), ""] if findings else []),

@@ -1,12 +1,12 @@
 """The promotion gate: the newest registered version becomes `champion` only when it earns it.
 
-It scores the newest version (the challenger) and the current champion on the same holdout
-(a version's training run that scored this very holdout gives its recorded figures instead),
-requires the challenger to meet every absolute threshold and to beat the champion by the
-margin, records the decision and the figures as tags on both versions, and moves the alias
-only then. The first version is promoted when it meets the thresholds; so is the first
-version of a changed feature contract, whose champion cannot be scored on the new data (the
-decision says so).
+It scores the newest version (the challenger) and the champion on the same holdout (a run
+that scored this very holdout gives its recorded figures instead). The challenger must meet
+every absolute threshold, beat the baseline (features ignored: baseline.py) by the minimum
+skill and the champion by the margin; the decision and its figures become tags on both
+versions, and only then does the alias move. The first version, or the first of a changed
+feature contract (whose champion cannot be scored on the new data), is judged without a
+champion; the decision says so.
 
 Accuracy is not enough: the challenger must also keep every segment gap (measured here, on
 the holdout), its single-record p99 latency and its artifact size (from the production
@@ -22,6 +22,7 @@ from functools import cache
 
 from ..contract import CONTRACT
 from ..errors import ProjectError
+from ..modeling import baseline
 from ..modeling.evaluate import LOWER_IS_BETTER, PRIMARY_METRIC, compute_metrics
 from ..modeling.fit import labelled_split
 from ..modeling.segments import GAP_METRIC, report_for
@@ -79,6 +80,7 @@ def judge(settings: Settings, challenger: dict, champion: dict | None) -> list[s
             reasons.append(f"{metric} {value:.4f} is above the maximum {bound}")
         elif metric not in LOWER_IS_BETTER and value < bound:
             reasons.append(f"{metric} {value:.4f} is below the minimum {bound}")
+    reasons += baseline.shortfall(challenger, settings.min_skill_over_baseline)
     reasons += _beyond_accuracy(settings, challenger)
     if champion is not None:
         gain = _better_by(PRIMARY_METRIC, challenger[PRIMARY_METRIC], champion[PRIMARY_METRIC])
@@ -169,9 +171,8 @@ def _scorer(client, settings: Settings):
     split once."""
     current = holdout_key(settings)
 
-    @cache
-    def holdout():
-        return labelled_split(settings)[1]
+    split = cache(lambda: labelled_split(settings))
+    beside = cache(lambda: baseline.holdout_figures(*split()))  # the baseline's, to beat
 
     def score(model_version) -> dict[str, float] | None:
         run = client.get_run(model_version.run_id).data
@@ -179,13 +180,13 @@ def _scorer(client, settings: Settings):
         fingerprint = (model_version.tags or {}).get(CONTRACT_TAG)
         if fingerprint == CONTRACT.fingerprint() and run.tags.get(HOLDOUT_TAG) == current:
             recorded = {k: v for k, v in run.metrics.items() if k.startswith("test_")}
-            return {k.removeprefix("test_"): v for k, v in recorded.items()} | profile
+            return {k.removeprefix("test_"): v for k, v in recorded.items()} | profile | beside()
         uri = f"models:/{settings.registered_model_name}/{model_version.version}"
         pipeline = contract_pipeline(model_version, uri)  # None: another contract's
         if pipeline is None:
             return None
-        segments = report_for(pipeline, holdout(), settings.segment_min_rows).metrics()
-        return compute_metrics(pipeline, holdout()) | segments | profile
+        segments = report_for(pipeline, split()[1], settings.segment_min_rows).metrics()
+        return compute_metrics(pipeline, split()[1]) | segments | profile | beside()
 
     return score
 
