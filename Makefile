@@ -26,7 +26,7 @@ demo: install  ## render the defaults, train, serve, send one prediction, stop
 # services under load. The slowest tests are listed: the suite is kept under 20 minutes.
 JOBS ?= 2
 test: install lint  ## everything: lint, render every answer set, run renderings' own tests
-	$(RUN) pytest -m "not serial" --numprocesses $(JOBS) --dist loadgroup --durations 15
+	$(RUN) pytest -m "not serial" --numprocesses $(JOBS) --dist loadgroup --no-loadscope-reorder --durations 15
 	$(RUN) pytest -m serial --durations 5
 
 test-fast: install  ## render-level checks only (no installs, no outside validators), under a minute

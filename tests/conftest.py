@@ -43,7 +43,8 @@ TOOL_FIXTURES = {
 # The longest tests, longest first (minutes each, measured on a 2-core machine): `make test`
 # hands tests to its two processes in collection order, one as the other finishes, so the
 # longest go first and the short ones fill in at the end; in alphabetical order a test of
-# seven minutes could start last while the other process sat idle.
+# seven minutes could start last while the other process sat idle. (The Makefile turns off
+# xdist's own reordering, which puts the groups with the most tests first.)
 LONGEST_FIRST = (
     "test_docs_commands.py::test_course_guide_commands_run",  # 7, with the image test's 4.5
     "test_deploy_image.py::",  # in the course guide's group (port 8000)
@@ -69,6 +70,15 @@ def pytest_collection_modifyitems(items):
         if TOOL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.tools)
     items.sort(key=_rank)  # stable: the rest keep their order
+
+
+def pytest_runtest_setup(item):
+    """Under `--dist loadgroup` a test of an `xdist_group` must carry the group in its node id:
+    xdist sends tests to processes by it. A pytest that ignores the renaming (9.2 with xdist
+    3.8) splits groups silently, and their tests fail on fixtures another process built."""
+    grouped = item.get_closest_marker("xdist_group") is not None
+    if grouped and getattr(item.config.option, "loadgroup", False) and "@" not in item.nodeid:
+        pytest.fail("pytest-xdist cannot keep the tests of an xdist_group together here")
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,9 @@ from harness import (
     wait_until_answers,
 )
 
-pytestmark = pytest.mark.slow
+# One process runs the module, in order: its tests share one stack and each builds on the one
+# before (`make test` hands a group of tests to one process).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("monitoring")]
 
 SCREENSHOT = Path("/tmp/copier-mlops-artifacts/drift-report.png")
 # Names a PromQL expression may use that are not metrics.
@@ -282,7 +284,7 @@ def test_the_drift_alert_starts_one_training_run_through_alertmanager(stack):
     alerts and the drift job's verdict; repeats of the notification start nothing more."""
     drift_file = stack["work"] / "logs/monitoring/drift.json"
     if not drift_file.exists() or not json.loads(drift_file.read_text())["dataset_drift"]:
-        pytest.skip("the drift job did not flag drift (see the test before)")
+        pytest.fail("the drift job has not flagged drift: this test follows the one before")
     github, relay_log = stack["github"], stack["work"] / "relay.log"
     wait_for(lambda: github.requests, 90, "the relay's dispatch to the GitHub stand-in")
     wait_for(
@@ -321,7 +323,7 @@ def test_the_drift_alert_starts_one_training_run_through_alertmanager(stack):
 def test_the_drift_report_renders_in_headless_chromium(stack):
     report = stack["work"] / "logs/monitoring/drift.html"
     if not report.exists():
-        pytest.skip("the drift job did not run (see the test before)")
+        pytest.fail("the drift job has not run: this test follows the one before")
     executable = chromium()
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     steps = f"""

@@ -31,6 +31,10 @@ from harness import (
     wait_until_answers,
 )
 
+# One process runs the module, in order: the run-level tests share one rollout and the
+# dashboard shows what the shadow test left (`make test` hands a group to one process).
+pytestmark = pytest.mark.xdist_group("rollout")
+
 SCREENSHOT = Path("/tmp/copier-mlops-artifacts/dashboard.png")
 API_KEY = "dashboard-test-key"
 
