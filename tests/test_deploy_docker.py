@@ -41,7 +41,7 @@ def test_dockerfile_builds_what_serving_needs(name, rendered, answers_of):
     assert stages == [
         f"{base} AS build-base",
         "build-base AS builder",
-        "build-base AS builder-registry",
+        "builder AS builder-registry",  # adds the training group to the serving install
         f"{base} AS runtime",
         "runtime AS registry",
         "runtime AS baked",  # the last stage is what a plain `docker build` makes
