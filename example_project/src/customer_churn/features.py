@@ -7,7 +7,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .contract import CONTRACT
-from .fields import Categorical, Contract
+from .fields import Categorical, Contract, Numeric
 
 
 def build_preprocessor(contract: Contract = CONTRACT) -> ColumnTransformer:
@@ -44,3 +44,17 @@ def build_pipeline(estimator, contract: Contract = CONTRACT) -> Pipeline:
 def features_of(frame: pd.DataFrame, contract: Contract = CONTRACT) -> pd.DataFrame:
     """The contract's feature columns, in contract order."""
     return frame[contract.feature_names]
+
+
+def records_of(frame: pd.DataFrame, contract: Contract = CONTRACT) -> list[dict]:
+    """The rows' features as the service takes them in JSON: a missing value as None, and an
+    integer feature as the nearest int (pandas holds a column with a gap as floats, drifted
+    traffic may scale it, and the API refuses 38.0 where the contract says integer)."""
+    rows = features_of(frame, contract).astype(object)
+    records = rows.where(rows.notna(), None).to_dict(orient="records")
+    integers = [f.name for f in contract.features if isinstance(f, Numeric) and f.integer]
+    for record in records:
+        for name in integers:
+            if record[name] is not None:
+                record[name] = round(record[name])
+    return records

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from customer_churn.features import features_of
+from customer_churn.features import records_of
 from customer_churn.monitoring.simulate import drifted
 from customer_churn.sampling import sample_rows
 from customer_churn.service.prediction_log import PredictionLog
@@ -11,8 +11,7 @@ from customer_churn.service.prediction_log import PredictionLog
 
 def _write_log(folder, serving_model, frame: pd.DataFrame) -> None:
     """Log `frame` as the service would: one request per row, with the model's answers."""
-    records = features_of(frame).astype(object)
-    records = records.where(records.notna(), None).to_dict(orient="records")
+    records = records_of(frame)
     predictions, probabilities = serving_model.predict_records(records)
     log = PredictionLog(folder)
     for index, record in enumerate(records):

@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from customer_churn.data.ingest import load_table, split
 from customer_churn.data.validate import validate
-from customer_churn.features import features_of
+from customer_churn.features import features_of, records_of
 from customer_churn.jobs.predict import predict_frame
 from customer_churn.registry.artifact import load_serving_model
 from customer_churn.registry.tracking import ALIAS
@@ -17,8 +17,7 @@ def test_batch_api_and_pyfunc_agree_on_the_holdout(model, trained, settings):
     _, holdout = split(validate(load_table(settings.data_path)), settings.test_size, settings.seed)
     batch = predict_frame(model, holdout)
 
-    rows = features_of(holdout).astype(object)
-    records = rows.where(rows.notna(), None).to_dict(orient="records")
+    records = records_of(holdout)
     with TestClient(create_app(settings, load_serving_model(trained.export_dir))) as client:
         served = client.post("/predict", json=records).json()["predictions"]
     api = np.array([p["prediction"] for p in served])
@@ -37,8 +36,7 @@ def test_batch_api_and_pyfunc_agree_on_the_holdout(model, trained, settings):
 def test_the_sklearn_backend_is_exact(model, trained, settings, sample):
     exact = load_serving_model(trained.export_dir, backend="sklearn")
     assert exact.backend == "sklearn" and "serving_backend" in exact.reason
-    rows = features_of(sample).astype(object)
-    records = rows.where(rows.notna(), None).to_dict(orient="records")
+    records = records_of(sample)
     with TestClient(create_app(settings, exact)) as client:
         served = client.post("/predict", json=records).json()["predictions"]
     served = [p["prediction"] for p in served]

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from customer_churn.contract import CONTRACT
+from customer_churn.features import records_of
 from customer_churn.registry.artifact import REFERENCE_FILE
 from customer_churn.sampling import sample_rows
 from customer_churn.service import timeline as timeline_module
@@ -36,8 +37,7 @@ def secured(settings, tmp_path):
 
 
 def records(count: int, seed: int = 5) -> list[dict]:
-    rows = sample_rows(count, seed=seed)[CONTRACT.feature_names].astype(object)
-    return rows.where(rows.notna(), None).to_dict(orient="records")
+    return records_of(sample_rows(count, seed=seed))
 
 
 def outcomes_of(model, predictions) -> list[str]:

@@ -2,7 +2,7 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from customer_churn.contract import CONTRACT
+from customer_churn.features import records_of
 
 
 def _answered_predictions(client) -> float:
@@ -21,8 +21,7 @@ def _answered_predictions(client) -> float:
 def test_the_fast_path_and_the_route_answer_alike(client, sample):
     """A plain POST /predict is answered before FastAPI's routing; one with a query string
     goes through the route. Same predictions, same headers, counted under the same route."""
-    rows = sample[CONTRACT.feature_names].head(5).astype(object)
-    records = rows.where(rows.notna(), None).to_dict(orient="records")
+    records = records_of(sample.head(5))
     counted = _answered_predictions(client)
     fast = client.post("/predict", json=records, headers={"x-request-id": "fast-1"})
     routed = client.post(

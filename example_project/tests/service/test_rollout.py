@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
 from customer_churn.contract import CONTRACT
+from customer_churn.features import records_of
 from customer_churn.sampling import sample_rows
 from customer_churn.service.app import create_app
 from customer_churn.service.prediction_log import read_log
@@ -25,8 +26,7 @@ SHARE_TOLERANCE = 0.015
 
 
 def as_records(frame) -> list[dict]:
-    rows = frame[CONTRACT.feature_names].astype(object)
-    return rows.where(rows.notna(), None).to_dict(orient="records")
+    return records_of(frame)
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,13 @@ import json
 
 import pytest
 
+from customer_churn.contract import CONTRACT
+from customer_churn.fields import Numeric
 from customer_churn.service.schemas import Record
 from tests.service.conftest import BOUNDED, CATEGORICAL
+
+NUMBERS = [f for f in CONTRACT.features if isinstance(f, Numeric)]
+INTEGERS = [f for f in NUMBERS if f.integer]
 
 
 def test_the_openapi_example_is_a_valid_request(client):
@@ -39,11 +44,31 @@ def test_wrong_type_is_422_naming_the_field(client, record):
     assert BOUNDED.name in _error_fields(client.post("/predict", json=record))
 
 
-def test_malformed_json_is_422(client):
-    response = client.post(
-        "/predict", content=b"{not json", headers={"content-type": "application/json"}
-    )
+@pytest.mark.parametrize("body", [b"{not json", b"\xa3\xff not even text"])
+def test_malformed_json_is_422(client, body):
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize("feature", NUMBERS, ids=lambda f: f.name)
+@pytest.mark.parametrize("kind", ["true", "text"])
+def test_a_number_of_another_json_type_is_422_naming_the_field(client, record, feature, kind):
+    """The document says number or integer: not `true`, not `"12"` (pydantic alone, in its lax
+    mode, would take both)."""
+    value = feature.minimum if feature.minimum is not None else 1
+    record[feature.name] = True if kind == "true" else str(int(value))
+    assert feature.name in _error_fields(client.post("/predict", json=record))
+
+
+@pytest.mark.parametrize("feature", INTEGERS, ids=lambda f: f.name)
+def test_an_integer_may_be_written_as_a_whole_number_only(client, record, feature):
+    """JSON Schema counts 12.0 as an integer; 12.5 is not one."""
+    whole = feature.minimum if feature.minimum is not None else 0
+    record[feature.name] = float(whole)
+    assert client.post("/predict", json=record).status_code == 200
+    record[feature.name] = whole + 0.5
+    assert feature.name in _error_fields(client.post("/predict", json=record))
 
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])

@@ -4,7 +4,7 @@ import time
 
 from fastapi.testclient import TestClient
 
-from customer_churn.contract import CONTRACT
+from customer_churn.features import records_of
 from customer_churn.service.app import create_app
 from customer_churn.service.prediction_log import read_log
 
@@ -12,8 +12,7 @@ from customer_churn.service.prediction_log import read_log
 def test_predictions_are_logged_with_their_request_id(serving_model, settings, sample, tmp_path):
     folder = tmp_path / "log"
     app = create_app(settings.model_copy(update={"prediction_log_dir": folder}), serving_model)
-    rows = sample[CONTRACT.feature_names].head(3).astype(object)
-    records = rows.where(rows.notna(), None).to_dict(orient="records")
+    records = records_of(sample.head(3))
     with TestClient(app) as client:
         answer = client.post("/predict", json=records, headers={"x-request-id": "batch-7"}).json()
         client.post("/predict", json=records[0], headers={"x-request-id": "single-8"})

@@ -28,7 +28,7 @@ from ..contract import CONTRACT
 from ..data.ingest import write_table
 from ..data.validate import validate
 from ..errors import DataError
-from ..features import features_of
+from ..features import records_of
 from ..fields import Categorical
 from ..sampling import sample_rows
 
@@ -74,8 +74,7 @@ class Traffic:
 
 
 def _records(rows: pd.DataFrame) -> list[dict]:
-    features = features_of(rows).astype(object)
-    return features.where(features.notna(), None).to_dict(orient="records")
+    return records_of(rows)
 
 
 def _post(endpoint: str, body: list[dict] | dict, headers: dict[str, str]) -> int:

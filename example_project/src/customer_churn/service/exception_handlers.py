@@ -26,6 +26,8 @@ def errors_of_the_sent_shape(error: RequestValidationError) -> list[dict[str, An
             item = item | {"loc": ("body", *location[2:])}
         if isinstance(item.get("input"), float) and not math.isfinite(item["input"]):
             item = item | {"input": str(item["input"])}  # NaN and infinity are not JSON
+        elif isinstance(item.get("input"), bytes):  # a body that is not JSON, maybe not text
+            item = item | {"input": item["input"].decode("utf-8", errors="replace")}
         errors.append(item)
     return errors
 

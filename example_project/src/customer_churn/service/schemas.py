@@ -1,10 +1,19 @@
 """The request and response models of the API, derived from the feature contract."""
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from ..contract import CONTRACT
 from ..fields import Categorical
@@ -28,7 +37,8 @@ def build_record_model() -> type[BaseModel]:
     """The strict request model of one record, derived from the contract.
 
     Types, ranges and categories come from the contract; unknown fields, NaN and infinity
-    are refused.
+    are refused, and so is a value of another JSON type than the document's: `true` or
+    `"12"` for a number (`12` is a number, and `12.0` an integer, as JSON Schema has it).
     """
     fields: dict[str, Any] = {}
     for feature in CONTRACT.features:
@@ -38,6 +48,9 @@ def build_record_model() -> type[BaseModel]:
         else:
             annotation = int if feature.integer else float
             constraints = {"ge": feature.minimum, "le": feature.maximum, "allow_inf_nan": False}
+            # Strict: no bool or text for a float. An integer takes 12.0 (lax), so it is
+            # guarded against bool and text by `_integer_not_bool_or_text` instead.
+            constraints |= {} if feature.integer else {"strict": True}
         default = None if feature.nullable else ...
         if feature.nullable:
             annotation = annotation | None
@@ -46,18 +59,64 @@ def build_record_model() -> type[BaseModel]:
             Field(default, description=feature.description, **constraints),
         )
     config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example_record()]})
-    return create_model("Record", __config__=config, **fields)
+    integers = [f.name for f in CONTRACT.features if getattr(f, "integer", False)]
+    validators = (
+        {"integers": field_validator(*integers, mode="before")(_integer_not_bool_or_text)}
+        if integers
+        else {}
+    )
+    return create_model("Record", __config__=config, __validators__=validators, **fields)
+
+
+def _integer_not_bool_or_text(cls, value: Any) -> Any:
+    """Pydantic's lax int takes `true` and `"12"`; the document says integer."""
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
 
 
 Record = build_record_model()
 # The body of POST /predict, parsed and validated in one pass by pydantic-core (no json.loads).
-Payload = TypeAdapter(Record | list[Record])
+# A list holds at least one record; its upper limit is a setting (max_batch_size): the route
+# answers 413 over it, and the document states it (openapi.py).
+Payload = TypeAdapter(Record | Annotated[list[Record], Field(min_length=1)])
 PAYLOAD_SCHEMA = {
     "description": "One record or a list of records",
     "anyOf": [
         {"$ref": "#/components/schemas/Record"},
-        {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
+        {"type": "array", "items": {"$ref": "#/components/schemas/Record"}, "minItems": 1},
     ],
+}
+
+
+class Problem(BaseModel):
+    """The body of every error answer but 422's (FastAPI's validation errors)."""
+
+    detail: str = Field(description="What is wrong, in one line")
+    request_id: str | None = Field(None, description="The request, in the logs (on a timeout)")
+
+
+class NotReady(BaseModel):
+    """The body of /ready's 503."""
+
+    status: Literal["not ready"]
+    reason: str = Field(description="Why no model is loaded, or `loading`")
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route for these error statuses, each with the Problem body."""
+    return {status: {"model": Problem, "description": ERRORS[status]} for status in statuses}
+
+
+ERRORS = {
+    400: "The body is not JSON",
+    401: "The X-API-Key header is missing or wrong",
+    403: "Admin routes are disabled: the service has no API key",
+    409: "The model cannot be replaced (see detail); the current one keeps serving",
+    413: "Too many records, or a body over the size limit",
+    501: "Explanations are not available for this model",
+    503: "The model is not loaded yet, or the service is overloaded (see Retry-After)",
+    504: "The request took longer than the time limit",
 }
 
 

@@ -3,6 +3,7 @@
 import pytest
 
 from customer_churn.contract import CONTRACT
+from customer_churn.features import records_of
 
 
 def test_one_record(client, record, trained):
@@ -16,8 +17,7 @@ def test_one_record(client, record, trained):
 
 
 def test_a_list_of_records_matches_one_by_one(client, sample):
-    rows = sample[CONTRACT.feature_names].head(5).astype(object)
-    records = rows.where(rows.notna(), None).to_dict(orient="records")
+    records = records_of(sample.head(5))
     batch = client.post("/predict", json=records).json()["predictions"]
     single = [client.post("/predict", json=r).json()["predictions"][0] for r in records]
     assert len(batch) == len(records)

@@ -7,12 +7,12 @@ from fastapi import APIRouter, HTTPException
 from ..deps import ModelsDep, RequireAdmin, SettingsDep
 from ..holder import ReloadRefused
 from ..rollout import CHALLENGER, CHAMPION
-from ..schemas import ReloadRequest
+from ..schemas import ReloadRequest, problems
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[RequireAdmin])
 
 
-@router.post("/reload")
+@router.post("/reload", responses=problems(400, 401, 403, 409))
 async def reload(
     models: ModelsDep, settings: SettingsDep, body: ReloadRequest | None = None
 ) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from ..dashboard import page, summary
 from ..deps import MetricsDep, ModelsDep, RequireKey, ScorerDep, SettingsDep
+from ..schemas import problems
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 
@@ -17,7 +18,7 @@ async def dashboard() -> HTMLResponse:
     return HTMLResponse(page())
 
 
-@router.get("/data", dependencies=[RequireKey])
+@router.get("/data", dependencies=[RequireKey], responses=problems(401))
 async def dashboard_data(
     request: Request,
     models: ModelsDep,

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ..deps import require_key, serving_model
-from ..schemas import PAYLOAD_SCHEMA, PredictionResponse, parse_records
+from ..schemas import PAYLOAD_SCHEMA, PredictionResponse, parse_records, problems
 
 router = APIRouter(tags=["predictions"])
 
@@ -23,7 +23,7 @@ router = APIRouter(tags=["predictions"])
             "content": {"application/json": {"schema": PAYLOAD_SCHEMA}},
         }
     },
-    responses={413: {"description": "Too many records, or a body over the size limit"}},
+    responses=problems(401, 413, 501, 503),
 )
 async def predict(
     request: Request,
@@ -41,8 +41,6 @@ async def predict(
     await require_key(request)
     loaded = await serving_model(request)
     records = parse_records(await request.body())
-    if not records:
-        raise HTTPException(422, "the request holds no records")
     limit = request.app.state.settings.max_batch_size
     if len(records) > limit:
         raise HTTPException(413, f"{len(records)} records exceed the limit of {limit} per request")

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from ..deps import ModelsDep
+from ..schemas import NotReady
 
 router = APIRouter(tags=["probes"])
 
@@ -14,7 +15,7 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get("/ready", responses={503: {"model": NotReady, "description": "No model loaded"}})
 async def ready(models: ModelsDep) -> JSONResponse:
     """Readiness: 200 once a model is loaded, 503 before (or if it failed to load)."""
     loaded = models.champion
