@@ -57,9 +57,13 @@ class Recorder:
         self.server.server_close()
 
 
-def closed_url() -> str:
-    """The URL of a loopback port that nothing listens on: a server that is away."""
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+        return sock.getsockname()[1]
+
+
+def closed_url() -> str:
+    """The URL of a loopback port that nothing listens on: a server that is away."""
+    return f"http://127.0.0.1:{free_port()}"

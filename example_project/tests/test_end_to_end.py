@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +16,9 @@ import pytest
 from customer_churn.service.app import Record
 from customer_churn.settings import ENV_PREFIX, Settings
 from tests.conftest import example_fits_the_contract
+from tests.recorder import free_port
 
 PROJECT = Path(__file__).parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _post(url: str, payload) -> tuple[int, dict]:
@@ -74,7 +68,7 @@ def test_train_then_serve(workdir):
     assert promotion.returncode == 0, output
     assert "version 1 promoted to champion" in output
 
-    port = _free_port()
+    port = free_port()
     server = _cli(
         workdir, "serve", "--port", str(port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

@@ -7,7 +7,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .contract import CONTRACT
-from .fields import Categorical, Contract, Numeric
+from .fields import Categorical, Contract
 
 
 def build_preprocessor(contract: Contract = CONTRACT) -> ColumnTransformer:
@@ -52,9 +52,8 @@ def records_of(frame: pd.DataFrame, contract: Contract = CONTRACT) -> list[dict]
     traffic may scale it, and the API refuses 38.0 where the contract says integer)."""
     rows = features_of(frame, contract).astype(object)
     records = rows.where(rows.notna(), None).to_dict(orient="records")
-    integers = [f.name for f in contract.features if isinstance(f, Numeric) and f.integer]
     for record in records:
-        for name in integers:
+        for name in contract.integers:
             if record[name] is not None:
                 record[name] = round(record[name])
     return records

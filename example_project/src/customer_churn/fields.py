@@ -172,6 +172,11 @@ class Contract:
         return [f.name for f in self.features if isinstance(f, Numeric)]
 
     @property
+    def integers(self) -> list[str]:
+        """The numeric features that hold whole numbers."""
+        return [f.name for f in self.features if isinstance(f, Numeric) and f.integer]
+
+    @property
     def categorical(self) -> list[str]:
         return [f.name for f in self.features if isinstance(f, Categorical)]
 

@@ -5,7 +5,6 @@ start none; a bad body is a 400, a CI API away or refusing a 502, each one log l
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from customer_churn.monitoring.drift import judge, load_reference
 from customer_churn.monitoring.retrain import Relay, Target, create_app
 from customer_churn.monitoring.window import logged_window
 from customer_churn.settings import ENV_PREFIX
-from tests.recorder import Recorder, closed_url
+from tests.recorder import Recorder, closed_url, free_port
 
 TOKEN = "s3cret-for-the-tests"  # noqa: S105 (not a secret)
 FIRING = {
@@ -225,9 +224,7 @@ def test_missing_settings_stop_the_command_before_it_listens(monkeypatch):
 def test_the_command_relays_over_http(verdict):
     """`retrain-relay` as a user runs it: a real server on loopback."""
     command = [sys.executable, "-m", "customer_churn", "retrain-relay"]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with Recorder() as api:
         env = os.environ | {
             f"{ENV_PREFIX}{name}": value

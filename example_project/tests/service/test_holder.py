@@ -3,7 +3,6 @@
 import json
 import logging
 import shutil
-import socket
 import subprocess
 import time
 
@@ -19,6 +18,7 @@ from customer_churn.service.app import create_app
 from customer_churn.service.holder import ModelHolder, load
 from customer_churn.service.metrics import Metrics
 from customer_churn.service.schemas import Record
+from tests.recorder import closed_url
 
 
 def test_reload_swaps_a_good_model_and_keeps_the_old_one_otherwise(
@@ -48,11 +48,8 @@ def test_reload_swaps_a_good_model_and_keeps_the_old_one_otherwise(
 def test_a_registry_out_of_reach_fails_the_reload_not_the_service(
     serving_model, settings, record, monkeypatch
 ):
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
     # The pull runs in a separate process, which reads its settings from the environment.
-    monkeypatch.setenv("CUSTOMER_CHURN_TRACKING_URI", f"http://127.0.0.1:{closed}")
+    monkeypatch.setenv("CUSTOMER_CHURN_TRACKING_URI", closed_url())
     # The pull imports MLflow in a new process before it finds the server away: seconds, and
     # more on a busy machine; the request time-out is not what this test is about.
     secured = settings.model_copy(update={"api_key": SecretStr("k"), "request_timeout": 600.0})
@@ -101,10 +98,7 @@ def test_a_registry_model_pulled_once_serves_at_once_from_disk(
     assert not first.from_cache and first.version == trained.model_version
     assert cached_export(uri, local) == first.folder
     # The registry away: the second start does not ask it, and serves the same version.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
-    monkeypatch.setenv("CUSTOMER_CHURN_TRACKING_URI", f"http://127.0.0.1:{closed}")
+    monkeypatch.setenv("CUSTOMER_CHURN_TRACKING_URI", closed_url())
     second = load(uri, local, use_cache=True)
     assert second.from_cache and second.folder == first.folder
     assert second.version == trained.model_version

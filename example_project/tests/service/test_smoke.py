@@ -3,7 +3,7 @@
 import pytest
 
 from customer_churn.service.smoke import SmokeTestFailed, smoke_test
-from tests.service.conftest import free_port
+from tests.recorder import free_port
 
 
 def test_a_running_service_passes_and_names_its_model_version(live, trained):

@@ -73,10 +73,6 @@ class Traffic:
     seconds: float = 0.0
 
 
-def _records(rows: pd.DataFrame) -> list[dict]:
-    return records_of(rows)
-
-
 def _post(endpoint: str, body: list[dict] | dict, headers: dict[str, str]) -> int:
     """POST `body` as JSON; the status of the answer, or 0 when none came."""
     request = urllib.request.Request(  # noqa: S310 (http or https, checked by `send`)
@@ -118,7 +114,7 @@ def send(
     started = time.perf_counter()
 
     def one(index: int) -> int:
-        body = _records(sent_rows.iloc[index * batch : (index + 1) * batch])
+        body = records_of(sent_rows.iloc[index * batch : (index + 1) * batch])
         headers = {"content-type": "application/json", "x-request-id": f"sim-{seed}-{index}"}
         if api_key:
             headers["x-api-key"] = api_key

@@ -81,7 +81,7 @@ class FastPredict:
             records = parse_records(body)
         except RequestValidationError:
             return None
-        if not 0 < len(records) <= self.max_batch_size:
+        if len(records) > self.max_batch_size:  # a list holds at least one (schemas.py)
             return None
         payload = self.scorer.answer(loaded, [r.__dict__ for r in records], started, headers)
         return orjson.dumps(payload)

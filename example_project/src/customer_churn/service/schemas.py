@@ -59,7 +59,7 @@ def build_record_model() -> type[BaseModel]:
             Field(default, description=feature.description, **constraints),
         )
     config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example_record()]})
-    integers = [f.name for f in CONTRACT.features if getattr(f, "integer", False)]
+    integers = CONTRACT.integers
     validators = (
         {"integers": field_validator(*integers, mode="before")(_integer_not_bool_or_text)}
         if integers
@@ -69,7 +69,9 @@ def build_record_model() -> type[BaseModel]:
 
 
 def _integer_not_bool_or_text(cls, value: Any) -> Any:
-    """Pydantic's lax int takes `true` and `"12"`; the document says integer."""
+    """Pydantic's lax int takes `true` and `"12"`; the document says integer. (Its strict int
+    refuses 12.0, which JSON Schema counts as an integer.) Measured: 0.8 us more to validate
+    one record (4.0 -> 4.8 us), 1 us more a record in a batch of 1,000."""
     if isinstance(value, bool | str):
         raise PydanticCustomError("int_type", "Input should be a valid integer")
     return value
@@ -103,11 +105,6 @@ class NotReady(BaseModel):
     reason: str = Field(description="Why no model is loaded, or `loading`")
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses` of a route for these error statuses, each with the Problem body."""
-    return {status: {"model": Problem, "description": ERRORS[status]} for status in statuses}
-
-
 ERRORS = {
     400: "The body is not JSON",
     401: "The X-API-Key header is missing or wrong",
@@ -118,6 +115,11 @@ ERRORS = {
     503: "The model is not loaded yet, or the service is overloaded (see Retry-After)",
     504: "The request took longer than the time limit",
 }
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route for these error statuses, each with the Problem body."""
+    return {status: {"model": Problem, "description": ERRORS[status]} for status in statuses}
 
 
 def parse_records(body: bytes) -> list[Any]:
