@@ -41,18 +41,23 @@ def test_dockerfile_builds_what_serving_needs(name, rendered, answers_of):
     assert stages == [
         f"{base} AS build-base",
         "build-base AS builder",
-        "builder AS builder-registry",  # adds the training group to the serving install
+        "builder AS builder-registry",  # adds MLflow's client and the exact fallback
         f"{base} AS runtime",
         "runtime AS registry",
+        "builder AS builder-baked",  # after `registry`: that target needs no trained model
         "runtime AS baked",  # the last stage is what a plain `docker build` makes
     ]
     installs = [args for keyword, args in steps if keyword == "RUN" and "uv sync" in args]
-    assert len(installs) == 2, "one install for the baked image, one for the registry image"
-    serving, registry_install = (set(install.split()) for install in installs)
-    # The baked image holds the serving dependencies only: no training group, no dev tools.
+    assert len(installs) == 3, "the serving install, then the registry's and the baked additions"
+    serving, registry_install, baked = (set(install.split()) for install in installs)
+    # The serving install: the [project] dependencies only, no group, no dev tools.
     assert {"--frozen", "--no-editable", "--no-default-groups"} <= serving
     assert "--group" not in serving
-    assert {"--no-default-groups", "--group", "train"} <= registry_install
+    assert {"--no-default-groups", "exact", "registry"} <= registry_install
+    assert "train" not in registry_install  # MLflow's client only, not the whole of MLflow
+    # The baked image adds the exact fallback only for a model without an ONNX graph.
+    assert "/tmp/model/model.onnx" in installs[2] and {"--group", "exact"} <= baked
+    assert ("COPY", "--from=builder-baked /app/.venv /app/.venv") in steps
     assert any(k == "RUN" and "pip install" in a and "uv==" in a for k, a in steps)
     users = [args for keyword, args in steps if keyword == "USER"]
     assert users and all(re.fullmatch(r"[1-9][0-9]*(:[1-9][0-9]*)?", user) for user in users)

@@ -131,6 +131,20 @@ def serve_in_container(engine, image, project, package, *, environment=(), healt
         engine.docker("rm", "--force", container, check=False)
 
 
+HEAVY = ["mlflow", "pandas", "scipy", "sklearn", "skops"]  # none is needed to serve ONNX
+
+
+def image_size(engine, image: str) -> int:
+    return int(engine.docker("image", "inspect", "--format={{.Size}}", image).stdout)
+
+
+def installed(engine, image: str, modules: list[str]) -> list[str]:
+    """Which of `modules` the image's Python can import."""
+    probe = f"import importlib.util as u; print(*[m for m in {modules!r} if u.find_spec(m)])"
+    found = engine.docker("run", "--rm", "--network=none", image, "python", "-c", probe)
+    return found.stdout.split()
+
+
 def start_mlflow_server(project: Path, env: dict, folder: Path):
     """A tracking server with proxied artifacts, from the rendering's own environment."""
     port = _free_port()
@@ -172,16 +186,16 @@ def test_image_builds_and_serves_predictions(rendered, answers_of, docker_engine
     started = time.monotonic()
     engine.docker("build", "--network=host", "--tag", image, project, timeout=1800)
     build_seconds = time.monotonic() - started
-    size, base_size = (
-        int(engine.docker("image", "inspect", "--format={{.Size}}", name).stdout)
-        for name in (image, base)
-    )
+    size, base_size = (image_size(engine, name) for name in (image, base))
     print(
         f"image {image}: {size / 1e6:.0f} MB ({(size - base_size) / 1e6:.0f} MB over the "
         f"{base_size / 1e6:.0f} MB base made here), built in {build_seconds:.0f} s"
     )
     user = engine.docker("image", "inspect", "--format={{.Config.User}}", image).stdout.strip()
     assert user == "10001:10001"
+    # The model has an ONNX graph: the image holds neither the exact fallback nor MLflow.
+    assert (project / "models/model/model.onnx").is_file()
+    assert installed(engine, image, HEAVY) == []
     answer = serve_in_container(engine, image, project, package, healthcheck=True)
     print(f"prediction from the baked image: {answer}")
 
@@ -191,6 +205,10 @@ def test_image_builds_and_serves_predictions(rendered, answers_of, docker_engine
         "build", "--network=host", "--target=registry", "--tag", registry_image, project,
         timeout=600,
     )  # fmt: skip
+    print(f"registry image: {image_size(engine, registry_image) / 1e6:.0f} MB")
+    # MLflow's client alone (mlflow-skinny), and the exact fallback for a model without a graph
+    assert installed(engine, registry_image, HEAVY) == HEAVY  # scipy comes with scikit-learn
+    assert installed(engine, registry_image, ["matplotlib", "pyarrow"]) == []  # no train group
     server, tracking_uri = start_mlflow_server(project, env, tmp_path)
     try:
         trained = {**env, "MLFLOW_TRACKING_URI": tracking_uri}
