@@ -12,19 +12,24 @@ def test_cors_is_closed_by_default(client):
     assert "access-control-allow-origin" not in response.headers
 
 
-def test_the_service_starts_without_pandas_or_mlflow(trained):
-    """A process that loads a model and answers imports neither: each costs seconds of
-    readiness, and the serving image need not carry them."""
+def test_the_service_and_the_pull_need_only_the_serving_dependencies(trained):
+    """A process that loads a model with an ONNX graph and answers, from the command line's
+    module, imports no package of the `exact` or `train` groups: the serving image does not
+    hold them, and each would cost readiness. `pull`'s module imports none before MLflow's
+    client (the registry image holds that alone)."""
+    heavy = ["mlflow", "pandas", "pyarrow", "scipy", "skops", "sklearn"]
     script = f"""
 import sys
 from fastapi.testclient import TestClient
+import customer_churn.cli, customer_churn.registry.tracking
 from customer_churn.service.app import create_app, example_record, load
 from customer_churn.settings import Settings
 settings = Settings(_env_file=None, prediction_log=False, access_log=False)
 model = load({str(trained.export_dir)!r}, settings)
+assert model.backend == "onnx", model.reason
 with TestClient(create_app(settings, model)) as client:
     assert client.post("/predict", json=example_record()).status_code == 200
-print(sorted(name for name in ("pandas", "mlflow") if name in sys.modules))
+print(sorted(set(sys.modules).intersection({heavy!r})))
 """
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False

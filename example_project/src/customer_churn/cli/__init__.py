@@ -41,9 +41,9 @@ def main() -> None:
     except ProjectError as error:
         console.print(f"[red]error:[/] {error}")
         raise SystemExit(2) from None
-    except ModuleNotFoundError as error:  # a serving-only install running a training command
+    except ModuleNotFoundError as error:  # a serving-only install running another command
         console.print(
-            f"[red]error:[/] this command needs '{error.name}', which is part of the training "
-            "dependencies: install them with `uv sync --group train`"
+            f"[red]error:[/] this command needs '{error.name}', which a serving install lacks: "
+            "add the exact pipeline and the training with `uv sync --group exact --group train`"
         )
         raise SystemExit(2) from None

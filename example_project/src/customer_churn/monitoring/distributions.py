@@ -5,7 +5,7 @@ The PSI (on deciles of the reference) and Jensen-Shannon scores decide; the Kolm
 and chi-square p-values are reported alongside (they flag trivial shifts once windows are
 large). The predictions are tested like a number.
 
-The tests come from scipy, already a dependency through scikit-learn. Evidently, the usual
+The tests come from scipy (declared in the `train` group). Evidently, the usual
 library for this, does not import with pandas 3, and pinning pandas 2 for the whole project
 to get a report is a worse trade than these few well-known formulas.
 """

@@ -178,7 +178,14 @@ def load_pipeline(folder: Path, manifest: dict[str, Any] | None = None):
     path = folder / PIPELINE_FILE
     if not path.is_file():
         raise ModelLoadError(f"no {PIPELINE_FILE} in '{folder}': re-export the model")
-    import skops.io
+    try:
+        import skops.io
+    except ImportError as error:  # a lean serving image, built for a model with a graph
+        raise ModelLoadError(
+            f"the model at '{folder}' needs the exact scikit-learn pipeline, but this install "
+            f"lacks the `exact` dependency group ({error.name} is missing): install it with "
+            "`uv sync --group exact`, or serve a model exported with an ONNX graph"
+        ) from error
 
     if manifest is None:
         manifest = json.loads((folder / MANIFEST).read_text())

@@ -1,7 +1,9 @@
 """MLflow: tracking set-up, logging and registering a model, exporting it, loading it back.
 
 MLflow is imported inside the functions: it takes seconds to import, and the commands that
-do not track (data generation, validation) should not pay for it.
+do not track (data generation, validation) should not pay for it. `pull` imports nothing but
+MLflow's client: the registry image runs it with `mlflow-skinny`, without pandas or
+scikit-learn.
 """
 
 from __future__ import annotations
@@ -13,16 +15,16 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ..contract import CONTRACT
 from ..errors import ModelLoadError
 from ..settings import Settings
 from .artifact import MANIFEST, REGISTRY_SCHEMES, load_pipeline
-from .export import trusted_types
 from .store import check_server
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ALIAS = "challenger"  # set on every newly registered version
 CONTRACT_TAG = "contract"  # version tag: the fingerprint of the contract it was trained on
@@ -43,6 +45,8 @@ class LoadedModel:
 
 def _model_kwargs(pipeline, sample: pd.DataFrame) -> dict[str, Any]:
     from mlflow.models import infer_signature
+
+    from .export import trusted_types
 
     return {
         "signature": infer_signature(sample, pipeline.predict(sample)),
