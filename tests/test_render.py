@@ -19,8 +19,8 @@ MODULES = {
     "modeling": ["__init__", "baseline", "evaluate", "explain", "fit", "model_card", "segments"],
     "registry": ["__init__", "artifact", "cache", "champions", "export", "profile", "promote",
                  "receipt", "store", "tracking"],
-    "jobs": ["__init__", "evaluate", "notify", "predict", "reproduce", "train"],
-    "cli": ["__init__", "data", "prediction", "shared", "training"],
+    "jobs": ["__init__", "evaluate", "notify", "predict", "reproduce", "train", "tune"],
+    "cli": ["__init__", "data", "prediction", "shared", "training", "tuning"],
 }  # fmt: skip
 TESTS = {
     "": ["__init__", "conftest", "recorder", "test_cli", "test_contract", "test_end_to_end",
@@ -28,7 +28,7 @@ TESTS = {
     "data": ["__init__", "test_infer", "test_ingest", "test_validate"],
     "modeling": ["__init__", "test_baseline", "test_evaluate"],
     "registry": ["__init__", "test_export", "test_promote"],
-    "jobs": ["__init__", "test_notify", "test_predict", "test_train"],
+    "jobs": ["__init__", "test_notify", "test_predict", "test_train", "test_tune"],
 }  # fmt: skip
 # Only with `serving`.
 SERVING_MODULES = {
