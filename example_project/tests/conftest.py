@@ -29,6 +29,7 @@ def make_settings(folder, **overrides) -> Settings:
         "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
         "artifact_location": folder / "mlartifacts",
         "cv_folds": 3,
+        "tuned_params_path": folder / "tuned_params.json",  # never the project's own
         "model_uri": str(folder / "models" / "model"),
         "prediction_log_dir": folder / "logs" / "predictions",
         # A test process stalls now and then on a busy machine: only the tests of load

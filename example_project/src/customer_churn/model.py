@@ -1,4 +1,5 @@
-"""The estimator and its hyperparameters: the file to edit when you change the model."""
+"""The estimator, its hyperparameters and the space `tune` searches: the file to edit when you
+change the model."""
 
 from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -15,3 +16,14 @@ PARAMS = {
 def build_estimator(seed: int, **overrides):
     """A fresh, unfitted estimator with PARAMS, updated by `overrides`."""
     return HistGradientBoostingClassifier(random_state=seed, **{**PARAMS, **overrides})
+
+
+def search_space(trial) -> dict:
+    """The hyperparameters `tune` tries (an Optuna trial's suggestions): they override PARAMS,
+    and the best ones found are what the next `train` uses (see README, "Tuning")."""
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+        "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 7, 63, log=True),
+        "min_samples_leaf": trial.suggest_int("min_samples_leaf", 5, 100, log=True),
+        "l2_regularization": trial.suggest_float("l2_regularization", 1e-3, 10.0, log=True),
+    }

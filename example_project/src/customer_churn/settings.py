@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     seed: int = 42
     test_size: float = Field(0.2, gt=0, lt=1)
     cv_folds: int = Field(5, ge=2, le=20)
+    # What `tune` found best: `train` uses it over model.py's PARAMS while the file exists.
+    # Commit it with the code, so that a training run can be repeated from the repository.
+    tuned_params_path: Path = Path("tuned_params.json")
 
     # Tracking and registry (MLflow). MLFLOW_TRACKING_URI is honoured too.
     tracking_uri: str = Field(

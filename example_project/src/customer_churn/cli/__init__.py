@@ -10,6 +10,7 @@ from .prediction import predict
 from .serving import serve, smoke
 from .shared import console
 from .training import evaluate, history, promote, pull, reproduce, rollback, train
+from .tuning import tune
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 app.add_typer(contract, name="contract")
@@ -17,6 +18,7 @@ app.add_typer(contract, name="contract")
 for command in (
     data,
     validate,
+    tune,
     train,
     promote,
     rollback,

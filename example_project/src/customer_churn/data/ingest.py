@@ -2,6 +2,8 @@
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -38,23 +40,38 @@ def load_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write CSV or Parquet through a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    _check_suffix(path)
+@contextmanager
+def replacing(path: Path) -> Iterator[str]:
+    """A temporary file beside `path` to write to; it replaces `path` in one rename when the
+    block ends, or is removed when the block fails: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
-        if path.suffix.lower() == ".csv":
-            frame.to_csv(temporary, index=False)
-        else:
-            frame.to_parquet(temporary, index=False)
+        yield temporary
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write CSV or Parquet whole or not at all (see `replacing`)."""
+    path = Path(path)
+    _check_suffix(path)
+    with replacing(path) as temporary:
+        if path.suffix.lower() == ".csv":
+            frame.to_csv(temporary, index=False)
+        else:
+            frame.to_parquet(temporary, index=False)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write text (UTF-8) whole or not at all (see `replacing`)."""
+    with replacing(path) as temporary:
+        Path(temporary).write_text(text, encoding="utf-8")
     return path
 
 

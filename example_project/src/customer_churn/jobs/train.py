@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ..features import features_of
-from ..model import build_estimator
 from ..modeling import evaluate, explain
 from ..modeling.fit import Fitted, fit_and_evaluate, training_threads
 from ..modeling.model_card import write_model_card
@@ -31,6 +30,7 @@ from ..registry.receipt import HOLDOUT_TAG, holdout_key, make_receipt, receipt_t
 from ..registry.store import Preparation
 from ..registry.tracking import log_model, register
 from ..settings import Settings
+from .tune import estimator_for
 
 
 @dataclass
@@ -195,8 +195,14 @@ def train(
             store.check()
             on_step(description)
 
-        estimator = build_estimator(settings.seed)
-        receipt = make_receipt(settings, estimator)
+        estimator, tuned = estimator_for(settings)
+        receipt = make_receipt(settings, estimator) | {"tuned": tuned}
+        if tuned:
+            on_step(
+                f"Using the hyperparameters in {settings.tuned_params_path} (trial "
+                f"{tuned['trial']} of study '{tuned['study']}', {tuned['metric']} "
+                f"{tuned['value']:.4f})"
+            )
         fitted = fit_and_evaluate(settings, estimator, step)
         step("Explaining the model and plotting the holdout")
         with training_threads(len(fitted.train_frame) + len(fitted.test_frame)):

@@ -21,13 +21,14 @@ from typing import Any
 import pandas as pd
 
 from ..contract import CONTRACT
+from ..data.ingest import write_text
 from ..errors import DataError
 from ..registry.artifact import MANIFEST, REFERENCE_FILE, REGISTRY_SCHEMES
 from ..service.prediction_log import read_log
 from ..settings import Settings
 from .distributions import Drift, categorical_drift, compare, numeric_drift
 from .live_metrics import live_performance
-from .report import write_atomically, write_drift_report
+from .report import write_drift_report
 from .variants import compare_variants
 from .window import logged_window, served_column
 
@@ -168,7 +169,7 @@ def run(
     write_drift_report(output_dir, result, reference, current, now)
     result["rollout"] = compare_variants(records, window, labels, settings)
     if result["rollout"] is not None:
-        write_atomically(output_dir / "rollout.json", json.dumps(result["rollout"], indent=2))
+        write_text(output_dir / "rollout.json", json.dumps(result["rollout"], indent=2))
     return result
 
 

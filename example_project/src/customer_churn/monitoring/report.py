@@ -11,8 +11,6 @@ import base64
 import html
 import io
 import json
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..data.ingest import write_text
 from .distributions import MISSING
 
 STYLE = """<style>
@@ -38,18 +37,6 @@ tr.drift td { background: #fdecea; }
 </style>"""
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step: a temporary file beside it, then a rename."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_drift_report(
     output_dir: Path,
     result: dict[str, Any],
@@ -60,9 +47,9 @@ def write_drift_report(
     """Write the page, a dated copy of the result and `drift.json` into `output_dir`."""
     output_dir.mkdir(parents=True, exist_ok=True)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    write_atomically(output_dir / "drift.html", render_html(result, reference, current))
-    write_atomically(output_dir / f"drift-{stamp}.json", json.dumps(result, indent=2))
-    write_atomically(output_dir / "drift.json", json.dumps(result, indent=2))
+    write_text(output_dir / "drift.html", render_html(result, reference, current))
+    write_text(output_dir / f"drift-{stamp}.json", json.dumps(result, indent=2))
+    write_text(output_dir / "drift.json", json.dumps(result, indent=2))
 
 
 def _png(figure) -> str:
