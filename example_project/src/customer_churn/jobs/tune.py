@@ -104,89 +104,26 @@ def tune(
 ) -> TuneResult:
     """Run the search; write and return the best parameters found."""
     import mlflow
-    import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
-    from sklearn.base import is_classifier
-    from sklearn.metrics import get_scorer
-    from sklearn.model_selection import check_cv
 
     train_frame, _ = labelled_split(settings)
-    x, y = features_of(train_frame), train_frame[CONTRACT.target.name]
-    folds = list(
-        check_cv(settings.cv_folds, y, classifier=is_classifier(build_estimator(0))).split(x, y)
-    )
-    scorer = get_scorer(CV_SCORING[PRIMARY_METRIC])
     name = study_name or settings.registered_model_name
-    direction = "minimize" if PRIMARY_METRIC in LOWER_IS_BETTER else "maximize"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.create_study(
-            study_name=name,
-            storage=storage,
-            sampler=optuna.samplers.TPESampler(seed=settings.seed),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
-            direction=direction,
-            load_if_exists=True,
-        )
-    except Exception as error:  # an unreachable or malformed storage URL, a study's direction
-        raise ProjectError(f"cannot open study '{name}' in {storage}: {error}") from None
-    if study.direction.name.lower() != direction:
-        raise ProjectError(f"study '{name}' in {storage} does not {direction} {PRIMARY_METRIC}")
-
+    study = open_study(name, storage, settings.seed)
     configure_tracking(settings)
-    started, done = time.monotonic(), 0
-
-    def objective(trial) -> float:
-        params = search_space(trial)
-        with mlflow.start_run(run_name=f"trial {trial.number}", nested=True) as child:
-            trial.set_user_attr("run_id", child.info.run_id)
-            mlflow.log_params(params)
-            scores: list[float] = []
-            for step, (fit_rows, score_rows) in enumerate(folds):
-                pipeline = build_pipeline(build_estimator(settings.seed, **params))
-                pipeline.fit(x.iloc[fit_rows], y.iloc[fit_rows])
-                scores.append(_score(pipeline, x.iloc[score_rows], y.iloc[score_rows], scorer))
-                trial.report(statistics.fmean(scores), step)
-                if trial.should_prune():
-                    mlflow.set_tag("trial_state", "pruned")
-                    raise optuna.TrialPruned(f"pruned after {step + 1} folds")
-            value = statistics.fmean(scores)
-            mlflow.log_metric(f"cv_{PRIMARY_METRIC}", value)
-            mlflow.set_tag("trial_state", "complete")
-            return value
-
-    def report(study, trial) -> None:
-        nonlocal done
-        done += 1
-        finished = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-        best = study.best_trial if finished else None
-        on_trial(
-            Progress(
-                trial.number,
-                trial.state.name.lower().replace("fail", "failed"),
-                trial.value,
-                best.value if best else None,
-                best.number if best else None,
-                done,
-                time.monotonic() - started,
-            )
-        )
-
     with mlflow.start_run(run_name=f"tune {name}") as parent:
         mlflow.set_tags({"job": "tune", "study": name, "sampler_seed": str(settings.seed)})
         counted = (TrialState.COMPLETE, TrialState.PRUNED)
         with training_threads(len(train_frame)):
             study.optimize(
-                objective,
+                objective(settings, train_frame),
                 n_trials=trials,
                 timeout=timeout,
-                callbacks=[MaxTrialsCallback(trials, states=counted), report],
+                callbacks=[MaxTrialsCallback(trials, states=counted), reporter(on_trial)],
                 catch=(ValueError,),  # a combination the estimator refuses fails that trial
             )
         everything = study.get_trials(deepcopy=False)
-        complete = [t for t in everything if t.state == TrialState.COMPLETE]
-        if not complete:
+        if not any(trial.state == TrialState.COMPLETE for trial in everything):
             raise ProjectError(
                 f"no trial of study '{name}' finished ({len(everything)} pruned or failed): "
                 "check model.py's search_space, or allow more trials or time"
@@ -209,5 +146,97 @@ def tune(
         mlflow.log_metric(f"best_cv_{PRIMARY_METRIC}", best.value)
         mlflow.log_dict(tuned, "tuned_params.json")
     write_text(settings.tuned_params_path, json.dumps(tuned, indent=2) + "\n")
-    pruned = sum(t.state == TrialState.PRUNED for t in everything)
+    pruned = sum(trial.state == TrialState.PRUNED for trial in everything)
     return TuneResult(parent.info.run_id, name, tuned, len(everything), pruned)
+
+
+def open_study(name: str, storage: str | None, seed: int):
+    """The study `name` in `storage` (in memory when None), created when new: a seeded TPE
+    sampler, and a median pruner that waits for 5 trials and a trial's first 2 folds."""
+    import optuna
+
+    direction = "minimize" if PRIMARY_METRIC in LOWER_IS_BETTER else "maximize"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for attempt in range(3):
+        try:
+            study = optuna.create_study(
+                study_name=name,
+                storage=storage,
+                sampler=optuna.samplers.TPESampler(seed=seed),
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+                direction=direction,
+                load_if_exists=True,
+            )
+            break
+        except Exception as error:  # an unreachable or malformed storage URL, or a race
+            # Workers started together on a new storage race to create its tables: the
+            # loser's next attempt finds them made.
+            if attempt == 2 or storage is None:
+                reason = str(error).strip().splitlines()[0]
+                raise ProjectError(f"cannot open study '{name}' in {storage}: {reason}") from None
+            time.sleep(1 + attempt)
+    if study.direction.name.lower() != direction:
+        raise ProjectError(f"study '{name}' in {storage} does not {direction} {PRIMARY_METRIC}")
+    return study
+
+
+def objective(settings: Settings, train_frame):
+    """A trial: model.py's estimator with the trial's parameters, cross-validated fold by fold
+    (the running mean reported after each, for the pruner), as an MLflow child run."""
+    import mlflow
+    import optuna
+    from sklearn.base import is_classifier
+    from sklearn.metrics import get_scorer
+    from sklearn.model_selection import check_cv
+
+    x, y = features_of(train_frame), train_frame[CONTRACT.target.name]
+    classifier = is_classifier(build_estimator(settings.seed))
+    folds = list(check_cv(settings.cv_folds, y, classifier=classifier).split(x, y))
+    scorer = get_scorer(CV_SCORING[PRIMARY_METRIC])
+
+    def run(trial) -> float:
+        params = search_space(trial)
+        with mlflow.start_run(run_name=f"trial {trial.number}", nested=True) as child:
+            trial.set_user_attr("run_id", child.info.run_id)
+            mlflow.log_params(params)
+            scores: list[float] = []
+            for step, (fit_rows, score_rows) in enumerate(folds):
+                pipeline = build_pipeline(build_estimator(settings.seed, **params))
+                pipeline.fit(x.iloc[fit_rows], y.iloc[fit_rows])
+                scores.append(_score(pipeline, x.iloc[score_rows], y.iloc[score_rows], scorer))
+                trial.report(statistics.fmean(scores), step)
+                if trial.should_prune():
+                    mlflow.set_tag("trial_state", "pruned")
+                    raise optuna.TrialPruned(f"pruned after {step + 1} folds")
+            value = statistics.fmean(scores)
+            mlflow.log_metric(f"cv_{PRIMARY_METRIC}", value)
+            mlflow.set_tag("trial_state", "complete")
+            return value
+
+    return run
+
+
+def reporter(on_trial: Callable[[Progress], None]):
+    """The study's callback after each trial: `on_trial` gets the trial and the best so far."""
+    from optuna.trial import TrialState
+
+    started, done = time.monotonic(), 0
+
+    def report(study, trial) -> None:
+        nonlocal done
+        done += 1
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        best = study.best_trial if trials else None
+        on_trial(
+            Progress(
+                trial.number,
+                trial.state.name.lower().replace("fail", "failed"),
+                trial.value,
+                best.value if best else None,
+                best.number if best else None,
+                done,
+                time.monotonic() - started,
+            )
+        )
+
+    return report
