@@ -4,55 +4,64 @@ import json
 
 import pytest
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
+from customer_churn.cli import app
 from customer_churn.errors import ProjectError
 from customer_churn.jobs.tune import estimator_for, read_tuned, tune
 from customer_churn.modeling.evaluate import PRIMARY_METRIC
 from tests.conftest import make_settings
+from tests.test_cli import _project_env
 
 TRIALS = 3
 
 
 @pytest.fixture(scope="module")
 def tuning(settings, tmp_path_factory):
-    """Two searches of the same seed on the session's data, in a tracking store of their own."""
+    """Two searches of the same seed on the session's data, in a tracking store of their own:
+    the first with the command line, the second with the job's function."""
     folder = tmp_path_factory.mktemp("tuning")
     local = make_settings(folder, data_path=settings.data_path)
-    shown = []
-    first = tune(local, TRIALS, study_name="first", on_trial=shown.append)
+    more = {"cv_folds": str(local.cv_folds), "tuned_params_path": str(local.tuned_params_path)}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in _project_env(local, **more).items():
+            patch.setenv(name, value)
+        shown = CliRunner().invoke(app, ["tune", "--trials", str(TRIALS), "--study", "first"])
+    assert shown.exit_code == 0, shown.output
     written = json.loads(local.tuned_params_path.read_text())
     second = tune(local, TRIALS, study_name="second")
-    return local, first, written, second, shown
+    return local, written, second, shown.output
 
 
 def test_the_same_seed_finds_the_same_best_trial(tuning):
-    _, first, written, second, _ = tuning
-    assert first.trials == second.trials == TRIALS
-    assert first.best["params"] == second.best["params"] == written["params"]
-    assert first.best["trial"] == second.best["trial"]
-    assert first.best["value"] == pytest.approx(second.best["value"])
+    _, written, second, _ = tuning
+    assert written["trials"] == second.trials == TRIALS
+    assert written["params"] == second.best["params"]
+    assert written["trial"] == second.best["trial"]
+    assert written["value"] == pytest.approx(second.best["value"])
 
 
 def test_every_trial_is_a_child_run_of_one_parent_run(tuning):
-    local, first, written, _, shown = tuning
+    local, written, _, output = tuning
     client = MlflowClient(local.tracking_uri)
-    parent = client.get_run(first.run_id)
+    parent = client.get_run(written["tune_run_id"])
     children = client.search_runs(
-        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{first.run_id}'"
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
     assert len(children) == TRIALS
     complete = [run for run in children if run.data.tags["trial_state"] == "complete"]
     assert complete and all(f"cv_{PRIMARY_METRIC}" in run.data.metrics for run in complete)
-    assert written["tune_run_id"] == first.run_id
     assert written["trial_run_id"] in {run.info.run_id for run in complete}
     assert parent.data.metrics[f"best_cv_{PRIMARY_METRIC}"] == pytest.approx(written["value"])
-    # The command line's progress: one report per trial, the best so far in each.
-    assert [progress.number for progress in shown] == list(range(TRIALS))
-    assert shown[-1].best_value == pytest.approx(written["value"])
+    # The command's progress: a line per trial with the best so far, then the best written.
+    lines = [line.strip() for line in output.splitlines() if line.strip().startswith("trial ")]
+    assert [line.split(":")[0] for line in lines] == [f"trial {n}" for n in range(TRIALS)]
+    assert all("s left" in line for line in lines)
+    assert f"best {PRIMARY_METRIC} {written['value']:.4f} (trial {written['trial']})" in output
 
 
 def test_the_next_training_uses_the_best(tuning):
-    local, _, _, second, _ = tuning
+    local, _, second, _ = tuning
     estimator, summary = estimator_for(local)  # what `train` fits, and puts in its receipt
     assert summary["tune_run_id"] == second.run_id and "params" not in summary  # the last
     for name, value in second.best["params"].items():
