@@ -17,8 +17,8 @@ def tune(
     storage: Annotated[
         str | None,
         typer.Option(
-            help="Optuna storage URL shared by several workers, e.g. "
-            "postgresql://user:password@host/db (default: in memory, this process alone)"
+            help="Optuna storage URL shared by several workers, e.g. postgresql://HOST/DB "
+            "(default: in memory, this process alone)"
         ),
     ] = None,
     study: Annotated[
