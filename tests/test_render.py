@@ -1,8 +1,10 @@
 """Tier 1: every answer set renders the files its answers imply, clean and parseable."""
 
+import ast
 import json
 import re
 import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -211,6 +213,37 @@ def test_project_metadata_follows_the_answers(name, rendered, answers_of):
         assert heading[answers["license"]] in text
         if answers["license"] != "Apache-2.0":  # Apache's text carries no copyright line
             assert f"{answers['copyright_year']}" in text and answers["author_name"] in text
+
+
+# Import names that are not their distribution's name (normalised: lower case, "-" for "_").
+DISTRIBUTION_OF = {"sklearn": "scikit-learn", "yaml": "pyyaml"}
+
+
+def test_every_package_the_code_imports_is_declared(name, rendered):
+    """A package imported only through another's dependencies breaks when that one drops it:
+    each one the rendered package imports is in its dependencies or a dependency group."""
+    project = rendered(name)
+    metadata = tomllib.loads((project / "pyproject.toml").read_text())
+    requirements = metadata["project"]["dependencies"] + [
+        requirement
+        for group in metadata["dependency-groups"].values()
+        for requirement in group
+        if isinstance(requirement, str)
+    ]
+    declared = {
+        re.match(r"[A-Za-z0-9_.-]+", r).group().lower().replace("_", "-") for r in requirements
+    }
+    declared |= {"mlflow"} if "mlflow-skinny" in declared else set()
+    imported = set()
+    for module in (project / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"__future__"}
+    wanted = {DISTRIBUTION_OF.get(m, m.lower().replace("_", "-")) for m in third_party}
+    assert not wanted - declared, f"imported but not declared: {sorted(wanted - declared)}"
 
 
 def test_model_and_example_follow_the_problem(name, rendered, answers_of):
