@@ -246,6 +246,24 @@ def test_every_package_the_code_imports_is_declared(name, rendered):
     assert not wanted - declared, f"imported but not declared: {sorted(wanted - declared)}"
 
 
+def test_tuning_starts_from_every_default(name, rendered):
+    """`tune` enqueues PARAMS as its first trial: each name the search space suggests must
+    have its default there, or that trial would not be the defaults."""
+    source = next((rendered(name) / "src").glob("*/model.py"))
+    tree = ast.parse(source.read_text())
+    (params,) = [
+        node.value for node in tree.body
+        if isinstance(node, ast.Assign) and node.targets[0].id == "PARAMS"
+    ]  # fmt: skip
+    defaults = {key.value for key in params.keys}
+    suggested = {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "").startswith("suggest_")
+    }
+    assert suggested and suggested <= defaults, sorted(suggested - defaults)
+
+
 def test_model_and_example_follow_the_problem(name, rendered, answers_of):
     project, answers = rendered(name), answers_of(name)
     source = project / "src" / answers["package_name"]
