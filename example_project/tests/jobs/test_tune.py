@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from customer_churn.cli import app
 from customer_churn.errors import ProjectError
 from customer_churn.jobs.tune import estimator_for, read_tuned, tune
+from customer_churn.model import PARAMS
 from customer_churn.modeling.evaluate import PRIMARY_METRIC
 from tests.conftest import make_settings
 from tests.test_cli import _project_env
@@ -49,6 +50,9 @@ def test_every_trial_is_a_child_run_of_one_parent_run(tuning):
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
     assert len(children) == TRIALS
+    first = next(run for run in children if run.info.run_name == "trial 0")
+    for name, value in first.data.params.items():  # model.py's PARAMS, the defaults to beat
+        assert str(PARAMS[name]) == value
     complete = [run for run in children if run.data.tags["trial_state"] == "complete"]
     assert complete and all(f"cv_{PRIMARY_METRIC}" in run.data.metrics for run in complete)
     assert written["trial_run_id"] in {run.info.run_id for run in complete}
