@@ -11,6 +11,7 @@ from customer_churn.errors import ProjectError
 from customer_churn.jobs.tune import estimator_for, read_tuned, tune
 from customer_churn.model import PARAMS
 from customer_churn.modeling.evaluate import PRIMARY_METRIC
+from customer_churn.modeling.model_card import tuning_cell
 from tests.conftest import make_settings
 from tests.test_cli import _project_env
 
@@ -64,13 +65,19 @@ def test_every_trial_is_a_child_run_of_one_parent_run(tuning):
     assert f"best {PRIMARY_METRIC} {written['value']:.4f} (trial {written['trial']})" in output
 
 
-def test_the_next_training_uses_the_best(tuning):
+def test_the_next_training_uses_the_best(tuning, trained, settings):
     local, _, second, _ = tuning
     estimator, summary = estimator_for(local)  # what `train` fits, and puts in its receipt
     assert summary["tune_run_id"] == second.run_id and "params" not in summary  # the last
     for name, value in second.best["params"].items():
         assert estimator.get_params()[name] == pytest.approx(value)
     assert estimator_for(make_settings(local.models_dir))[1] is None  # no file: PARAMS
+    # The model card says which: the session's model has PARAMS, a tuned one the trial.
+    card = (settings.reports_dir / "model_card.md").read_text()
+    assert "| hyperparameters | model.py's `PARAMS` |" in card
+    cell = tuning_cell(summary)
+    assert f"trial {second.best['trial']} of {TRIALS} in study `second`" in cell
+    assert second.run_id in cell
 
 
 def test_a_tuned_file_that_cannot_be_used_is_one_line(settings, tmp_path):

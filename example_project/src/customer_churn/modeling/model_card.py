@@ -93,6 +93,16 @@ def _segments(findings: Findings) -> list[str]:
     return lines
 
 
+def tuning_cell(tuned: dict[str, Any] | None) -> str:
+    """Where the hyperparameters came from: model.py's PARAMS, or the trial `tune` chose."""
+    if not tuned:
+        return "model.py's `PARAMS`"
+    return (
+        f"tuned: trial {tuned['trial']} of {tuned['trials']} in study `{tuned['study']}` "
+        f"({tuned['metric']} {tuned['value']:.4f}; tune run `{tuned['tune_run_id']}`)"
+    )
+
+
 def _profile(profile: dict[str, Any]) -> list[str]:
     return [
         f"The serving export as the service runs it ({profile['backend']} backend), measured "
@@ -187,8 +197,9 @@ def render_model_card(
         *[
             f"| {key} | `{value}` |"
             for key, value in receipt.items()
-            if key not in ("model_params", "packages")
+            if key not in ("model_params", "packages", "tuned")
         ],
+        f"| hyperparameters | {tuning_cell(receipt.get('tuned'))} |",
         *[f"| {dist} | `{ver}` |" for dist, ver in receipt["packages"].items()],
         "",
     ]
