@@ -27,7 +27,7 @@ from ..data.ingest import write_text
 from ..errors import ProjectError
 from ..features import build_pipeline, features_of
 from ..model import PARAMS, build_estimator, search_space
-from ..modeling.evaluate import CV_SCORING, LOWER_IS_BETTER, PRIMARY_METRIC
+from ..modeling.evaluate import CV_SCORING, LOWER_IS_BETTER, PRIMARY_METRIC, as_shown
 from ..modeling.fit import labelled_split, training_threads
 from ..registry.receipt import file_sha256
 from ..registry.store import configure_tracking
@@ -85,13 +85,6 @@ def estimator_for(settings: Settings) -> tuple[Any, dict[str, Any] | None]:
         return build_estimator(settings.seed), None
     summary = {key: value for key, value in tuned.items() if key != "params"}
     return build_estimator(settings.seed, **tuned["params"]), summary
-
-
-def _score(pipeline, x, y, scorer) -> float:
-    """The primary metric of a fitted pipeline on rows, positive as the metrics show it."""
-    value = scorer(pipeline, x, y)
-    negated = str(CV_SCORING[PRIMARY_METRIC]).startswith("neg_")  # an error, e.g. RMSE
-    return float(-value if negated else value)
 
 
 def tune(
@@ -189,12 +182,11 @@ def objective(settings: Settings, train_frame):
     (the running mean reported after each, for the pruner), as an MLflow child run."""
     import mlflow
     import optuna
-    from sklearn.base import is_classifier
     from sklearn.metrics import get_scorer
     from sklearn.model_selection import check_cv
 
     x, y = features_of(train_frame), train_frame[CONTRACT.target.name]
-    classifier = is_classifier(build_estimator(settings.seed))
+    classifier = CONTRACT.target.kind == "classification"  # stratified folds, as train's
     folds = list(check_cv(settings.cv_folds, y, classifier=classifier).split(x, y))
     scorer = get_scorer(CV_SCORING[PRIMARY_METRIC])
 
@@ -207,7 +199,8 @@ def objective(settings: Settings, train_frame):
             for step, (fit_rows, score_rows) in enumerate(folds):
                 pipeline = build_pipeline(build_estimator(settings.seed, **params))
                 pipeline.fit(x.iloc[fit_rows], y.iloc[fit_rows])
-                scores.append(_score(pipeline, x.iloc[score_rows], y.iloc[score_rows], scorer))
+                score = scorer(pipeline, x.iloc[score_rows], y.iloc[score_rows])
+                scores.append(float(as_shown(PRIMARY_METRIC, score)))
                 trial.report(statistics.fmean(scores), step)
                 if trial.should_prune():
                     mlflow.set_tag("trial_state", "pruned")

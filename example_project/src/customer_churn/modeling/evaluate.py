@@ -128,13 +128,18 @@ def _outcome_figures(pipeline, frame: pd.DataFrame) -> dict[str, Figure]:
     return figures
 
 
+def as_shown(name: str, value):
+    """A CV_SCORING scorer's value (a number or an array) as the metrics show it: the scorers
+    of errors (`neg_...`) negate them, and are turned positive again here."""
+    scorer = CV_SCORING[name]
+    return -value if isinstance(scorer, str) and scorer.startswith("neg_") else value
+
+
 def cv_summary(scores: dict[str, np.ndarray]) -> dict[str, float]:
     """Mean and spread of `cross_validate` scores, with error scores turned positive."""
     summary = {}
-    for name, scorer in CV_SCORING.items():
-        values = scores[f"test_{name}"]
-        negated = isinstance(scorer, str) and scorer.startswith("neg_")
-        values = -values if negated else values
+    for name in CV_SCORING:
+        values = as_shown(name, scores[f"test_{name}"])
         summary[f"cv_{name}_mean"] = float(np.mean(values))
         summary[f"cv_{name}_std"] = float(np.std(values))
     return summary

@@ -45,11 +45,11 @@ def write_drift_report(
     now: datetime,
 ) -> None:
     """Write the page, a dated copy of the result and `drift.json` into `output_dir`."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")  # write_text makes the folder
     write_text(output_dir / "drift.html", render_html(result, reference, current))
-    write_text(output_dir / f"drift-{stamp}.json", json.dumps(result, indent=2))
-    write_text(output_dir / "drift.json", json.dumps(result, indent=2))
+    text = json.dumps(result, indent=2)
+    write_text(output_dir / f"drift-{stamp}.json", text)
+    write_text(output_dir / "drift.json", text)
 
 
 def _png(figure) -> str:
