@@ -129,8 +129,7 @@ def _outcome_figures(pipeline, frame: pd.DataFrame) -> dict[str, Figure]:
 
 
 def as_shown(name: str, value):
-    """A CV_SCORING scorer's value (a number or an array) as the metrics show it: the scorers
-    of errors (`neg_...`) negate them, and are turned positive again here."""
+    """A CV_SCORING scorer's value (number or array) as shown: errors' `neg_` undone."""
     scorer = CV_SCORING[name]
     return -value if isinstance(scorer, str) and scorer.startswith("neg_") else value
 
