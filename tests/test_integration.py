@@ -27,7 +27,9 @@ from harness import (
     wait_until_answers,
 )
 
-pytestmark = pytest.mark.slow
+# One PostgreSQL cluster and role for the module: its tests must share one process (a second
+# fixture on another xdist worker would drop and re-create the role under the first).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
 
 DATABASE = "mlops_it"
 OPTUNA_DATABASE = "mlops_it_optuna"  # Optuna's tables beside MLflow's would clash (alembic)
