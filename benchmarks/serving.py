@@ -6,13 +6,17 @@ endpoint and a bare endpoint that only validates the body (the ceiling).
 It renders the default project, trains it, then serves the same registered model four ways,
 each on one uvicorn worker, loads each with wrk from a separate process at fixed concurrency,
 and prints requests/s, p50/p99 latency, resident memory after the run, time to ready, and each
-one's ratio to ours; then the per-record cost of a 1,000-record batch against single requests.
+one's ratio to ours; then the per-record cost of a 1,000-record batch against single requests;
+then, for every other model family (`--families`), the same project rendered with it, trained
+and served: its backend, its ONNX graph's largest difference from the pipeline on the
+holdout, and the same load figures.
 The figures depend on the machine: compare them within one run, not across machines.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -206,11 +210,59 @@ def batch_speedup(port: int, record: dict, repeats: int = 200) -> tuple[float, f
     return single, per_record
 
 
+FAMILIES = ("random_forest", "linear", "lightgbm", "xgboost")  # beside the default's
+
+
+def backend_of(project: Path) -> str:
+    """What serves a project's export, and how far its ONNX graph is from the pipeline."""
+    graph = json.loads((project / "models" / "model" / "serving.json").read_text())["onnx"]
+    return f"onnx, {graph['max_difference']:.1e}" if graph else "sklearn (no ONNX graph)"
+
+
+def family_figures(family: str, record: dict, args, scratch: Path) -> tuple[Result, str]:
+    """Render the default project with `family`, train it, serve its export under load."""
+    project = render(scratch / family / "project", {"model_family": family})
+    answers = read_answers(project)
+    env = project_env(answers["python_version"])
+    print(f"==> {family}: installing and training", flush=True)
+    subprocess.run(["make", "train"], cwd=project, env=env, check=True, capture_output=True)
+    parity = backend_of(project)
+    port = free_port()
+    command = [str(project / ".venv/bin" / answers["package_name"]), "serve",
+               "--model-uri", "models/model", "--port", str(port)]  # fmt: skip
+    result = measure(
+        family, command, env, project, f"http://127.0.0.1:{port}/ready",
+        f"http://127.0.0.1:{port}/predict", json.dumps(record), args, scratch,
+    )  # fmt: skip
+    return result, parity
+
+
+def print_families(rows: list[tuple[Result, str]]) -> None:
+    print("\nModel families, each served as `serve` runs it (the same load):")
+    header = f"{'family':<24}" + "".join(f"{c:>9}" for c in ("req/s", "p50 ms", "p99 ms", "RSS MB"))
+    header += "  backend, ONNX max diff"
+    print(header)
+    print("-" * len(header))
+    for r, parity in rows:
+        print(
+            f"{r.name:<24}{r.requests_per_second:>9,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
+            f"{r.rss_mb:>9.0f}  {parity}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds of load per server")
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections")
+    parser.add_argument(
+        "--families", default=",".join(FAMILIES),
+        help="other model families to render, train and serve (comma-separated; '' for none)",
+    )  # fmt: skip
     args = parser.parse_args()
+    families = [name for name in args.families.split(",") if name]
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        parser.error(f"unknown model families {unknown}: choose from {', '.join(FAMILIES)}")
     ensure_wrk()
 
     scratch = Path(tempfile.mkdtemp(prefix="copier-mlops-bench-"))
@@ -296,6 +348,9 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
+    rows = [(dataclasses.replace(results[0], name="hist_gradient_boosting"), backend_of(project))]
+    rows += [family_figures(family, record, args, scratch) for family in families]
+
     ours = results[0]
     print()
     print(f"Serving benchmark: {args.connections} connections, {args.duration} s, one worker each")
@@ -327,6 +382,7 @@ def main() -> None:
     print(f"{'target':<40}{'wanted':<16}measured")
     for name, wanted in TARGETS.items():
         print(f"{name:<40}{wanted:<16}{measured[name]}")
+    print_families(rows)
     print(f"\nlogs and the project: {scratch}")
 
 

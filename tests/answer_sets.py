@@ -17,7 +17,20 @@ ANSWER_SETS: dict[str, dict[str, str | bool]] = {
         "monitoring": False,  # the compose stack without Prometheus and Grafana
         "dashboard": False,  # the service without its page for people
     },
+    "classification-lightgbm": {"model_family": "lightgbm", "python_version": "3.11"},
+    "classification-xgboost": {"model_family": "xgboost", "kubernetes": False},
     "regression-hist_gradient_boosting": {"problem_type": "regression", "docker": False},
+    "regression-lightgbm": {
+        "problem_type": "regression",
+        "model_family": "lightgbm",
+        "ci_provider": "gitlab",
+    },
+    "regression-xgboost": {
+        "problem_type": "regression",
+        "model_family": "xgboost",
+        "python_version": "3.13",
+        "monitoring": False,
+    },
     "regression-random_forest": {
         "problem_type": "regression",
         "model_family": "random_forest",

@@ -4,7 +4,9 @@
 - penguins: three text classes on the default rendering, by the commands of
   docs/how-to/own-data.md, `make run` and `make test` as the page says (its load tests left
   out);
-- cars: regression (linear), after `contract init` refused a name and a date column, to the
+- penguins again, on the XGBoost rendering: its text classes through the labelled
+  classifier and the ONNX graph, to the project's tests without its load tests;
+- cars: regression (LightGBM), after `contract init` refused a name and a date column, to the
   project's tests without its load tests;
 - biopsy: two text classes on the linear rendering, after a champion of the example: the
   promotion across the contract change says what it did.
@@ -100,8 +102,25 @@ def test_the_own_data_page_takes_penguins_to_a_served_model(rendered, tmp_path):
     assert " passed" in output and " failed" not in output
 
 
+def test_penguins_on_xgboost_serve_text_classes_from_the_graph(rendered, tmp_path):
+    project = own_project(rendered, tmp_path, "classification-xgboost")
+    public_tables.penguins(project.folder / "data/penguins.csv")
+    drafted = project.cli("contract", "init", "data/penguins.csv", "--target", "species")
+    assert "target species: classes Adelie, Chinstrap, Gentoo" in drafted, drafted
+    trained = project.cli("train")
+    manifest = json.loads((project.work / "models/model/serving.json").read_text())
+    print(f"penguins on XGBoost: ONNX {manifest['onnx']}")
+    assert manifest["onnx"] and manifest["onnx"]["label_agreement"] == 1.0, trained
+    assert manifest["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+    metrics = json.loads((project.work / "reports/metrics.json").read_text())
+    assert metrics["test_f1_macro"] > 0.9, metrics
+    project.env["PYTEST_ADDOPTS"] = "-m 'not load'"  # as the tests beside it: see above
+    output = bash(project, "uv run --frozen pytest")
+    assert " passed" in output and " failed" not in output
+
+
 def test_cars_are_refused_then_drafted_and_pass_the_project_tests(rendered, tmp_path):
-    project = own_project(rendered, tmp_path, "regression-linear")
+    project = own_project(rendered, tmp_path, "regression-lightgbm")
     public_tables.cars(project.folder / "data/cars.csv")
     init = f".venv/bin/{project.package} contract init data/cars.csv --target Miles_per_Gallon"
     refused = bash(project, init, expect=2)
@@ -110,8 +129,7 @@ def test_cars_are_refused_then_drafted_and_pass_the_project_tests(rendered, tmp_
     drafted = bash(project, f"{init} --drop Name --drop Year")
     assert "8 rows have no target" in drafted, drafted
     # The load tests left out: they time the service under load, which the tests beside this
-    # one would disturb (test_run.py runs them alone). The linear family trains in a fraction
-    # of a forest's time: the project's suite takes half as long.
+    # one would disturb (test_run.py runs them alone).
     output = bash(project, "uv run --frozen pytest -m 'not load'")
     assert " passed" in output and " failed" not in output
 

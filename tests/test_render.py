@@ -273,8 +273,19 @@ def test_model_and_example_follow_the_problem(name, rendered, answers_of):
         "hist_gradient_boosting": f"HistGradientBoosting{kind}",
         "random_forest": f"RandomForest{kind}",
         "linear": "LogisticRegression" if classification else "Ridge",
+        "lightgbm": f"LGBM{kind}",
+        "xgboost": "LabelledXGBClassifier" if classification else "XGBRegressor",
     }[answers["model_family"]]
-    assert f"return {estimator}(" in (source / "model.py").read_text()
+    model = (source / "model.py").read_text()
+    assert f"return {estimator}(" in model
+    # Trees take numbers as they are; a linear model standardised.
+    assert f"SCALE_NUMBERS = {answers['model_family'] == 'linear'}" in model
+    # The family's library is in the exact group: what loads the pipeline.
+    groups = tomllib.loads((project / "pyproject.toml").read_text())["dependency-groups"]
+    libraries = {"lightgbm": {"lightgbm"}, "xgboost": {"xgboost-cpu", "xgboost"}}  # cpu: Linux
+    exact = {re.split("[<>=;]", spec)[0] for spec in groups["exact"]}
+    extra = libraries.get(answers["model_family"], set())
+    assert exact - {"pandas", "scikit-learn", "skops"} == extra
     contract = (source / "contract.py").read_text()
     assert ('"classification"' in contract) is classification
     assert ("customer_id" in contract) is classification
