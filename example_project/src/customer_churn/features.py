@@ -8,15 +8,21 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .contract import CONTRACT
 from .fields import Categorical, Contract
+from .model import SCALE_NUMBERS
 
 
-def build_preprocessor(contract: Contract = CONTRACT) -> ColumnTransformer:
-    """Impute and scale numbers; one-hot encode categories.
+def build_preprocessor(
+    contract: Contract = CONTRACT, scale: bool = SCALE_NUMBERS
+) -> ColumnTransformer:
+    """Impute numbers, and standardise them if `scale` (model.py says whether its estimator
+    needs it); one-hot encode categories.
 
     A missing or unknown category encodes to all zeros: no imputer guesses a value, and the
     pipeline converts to ONNX as it is (its string imputer cannot take NaN).
     """
-    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    numeric = make_pipeline(
+        SimpleImputer(strategy="median"), *([StandardScaler()] if scale else [])
+    )
     categorical = make_pipeline(
         OneHotEncoder(
             categories=[
@@ -39,6 +45,14 @@ def build_preprocessor(contract: Contract = CONTRACT) -> ColumnTransformer:
 def build_pipeline(estimator, contract: Contract = CONTRACT) -> Pipeline:
     """The full model: contract preprocessing followed by the estimator."""
     return Pipeline([("preprocess", build_preprocessor(contract)), ("model", estimator)])
+
+
+def library_of(estimator) -> str:
+    """The library an estimator comes from ("sklearn", "lightgbm", "xgboost"), looking past
+    the subclasses this package defines (such as model.py's LabelledXGBClassifier)."""
+    package = __package__.split(".")[0]
+    modules = (base.__module__.split(".")[0] for base in type(estimator).__mro__)
+    return next(module for module in modules if module != package)
 
 
 def features_of(frame: pd.DataFrame, contract: Contract = CONTRACT) -> pd.DataFrame:

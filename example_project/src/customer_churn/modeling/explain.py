@@ -1,19 +1,22 @@
 """Per-prediction explanations: how much each contract feature moved one answer.
 
 The library is SHAP (`shap`): its TreeExplainer computes exact Shapley values of tree
-ensembles (HistGradientBoosting, RandomForest) in compiled code, in about a millisecond per
-record, and its LinearExplainer does the same for linear models; both are additive, so the
-base value plus the contributions equals the model's raw output. It is maintained, and it
-installs and imports here with numpy 2, pandas 3 and scikit-learn 1.9 without numba.
+ensembles (HistGradientBoosting, RandomForest, LightGBM, XGBoost) in compiled code, in about
+a millisecond per record, and its LinearExplainer does the same for linear models; both are
+additive, so the base value plus the contributions equals the model's raw output. It is
+maintained, and it installs and imports here with numpy 2, pandas 3 and scikit-learn 1.9
+without numba.
 
 SHAP sees the model after preprocessing, where one categorical feature is several one-hot
 columns: their contributions are summed back to the feature, and a numeric feature's is the
-contribution of its scaled column, so every explanation is in the contract's feature names.
+contribution of its (imputed, perhaps scaled) column, so every explanation is in the
+contract's feature names.
 
 The raw output explained is the model's margin: the log-odds of the positive class for
-gradient boosting and logistic regression, its probability for a random forest (it
-averages probabilities), the predicted value for a regressor. Beyond two classes each
-answer is explained for the class it predicts (that class's margin or probability).
+gradient boosting (LightGBM and XGBoost included) and logistic regression, its probability
+for a random forest (it averages probabilities), the predicted value for a regressor.
+Beyond two classes each answer is explained for the class it predicts (that class's margin
+or probability).
 Explanations are of the exact scikit-learn pipeline; the service's ONNX graph computes in
 float32 and may differ slightly.
 
@@ -24,6 +27,7 @@ pipeline (pipeline.skops of the export folder) and is built on the first request
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +36,7 @@ import pandas as pd
 
 from ..contract import CONTRACT
 from ..errors import ProjectError
+from ..features import library_of
 
 
 class ExplanationUnavailable(ProjectError):
@@ -56,12 +61,29 @@ def _is_linear(model) -> bool:
     return hasattr(model, "coef_")
 
 
+def margin(model, encoded) -> np.ndarray | None:
+    """A classifier's raw margin on encoded rows (log-odds, or one raw score per class beyond
+    two), which SHAP explains for it; None for a model without one (a random forest)."""
+    library = library_of(model)
+    if library == "lightgbm":
+        return np.asarray(model.predict(encoded, raw_score=True), dtype=float)
+    if library == "xgboost":
+        return np.asarray(model.predict(encoded, output_margin=True), dtype=float)
+    if hasattr(model, "decision_function"):
+        return np.asarray(model.decision_function(encoded), dtype=float)
+    return None
+
+
+def has_margin(model) -> bool:
+    return library_of(model) in ("lightgbm", "xgboost") or hasattr(model, "decision_function")
+
+
 def output_space(model) -> str:
     """What the explained raw output is, in words."""
     if CONTRACT.target.kind == "regression":
         return f"predicted {CONTRACT.target.name}"
     positive = CONTRACT.target.positive
-    margin = hasattr(model, "decision_function")
+    margin = has_margin(model)
     if positive is None:  # more than two classes: each answer's predicted class
         return f"{'raw score' if margin else 'probability'} of the predicted class"
     return f"{'log-odds' if margin else 'probability'} of {CONTRACT.target.name} = {positive}"
@@ -72,9 +94,9 @@ def raw_output(pipeline, frame: pd.DataFrame) -> np.ndarray:
     features = frame[CONTRACT.feature_names]
     if CONTRACT.target.kind == "regression":
         return np.asarray(pipeline.predict(features), dtype=float)
-    if hasattr(pipeline.named_steps["model"], "decision_function"):
-        output = np.asarray(pipeline.decision_function(features), dtype=float)
-    else:
+    encoded = pipeline.named_steps["preprocess"].transform(features)
+    output = margin(pipeline.named_steps["model"], encoded)
+    if output is None:
         output = np.asarray(pipeline.predict_proba(features), dtype=float)
     if output.ndim == 1:
         return output
@@ -169,7 +191,9 @@ class Explainer:
 
     def explain(self, frame: pd.DataFrame) -> Explanations:
         encoded = self.preprocess.transform(frame[CONTRACT.feature_names])
-        values = np.asarray(self._explainer.shap_values(encoded), dtype=float)
+        with warnings.catch_warnings():  # SHAP's note on its own output format, every call
+            warnings.filterwarnings("ignore", "LightGBM binary classifier", UserWarning)
+            values = np.asarray(self._explainer.shap_values(encoded), dtype=float)
         base = np.asarray(self._explainer.expected_value, dtype=float).ravel()
         chosen = np.zeros(len(encoded), dtype=int)
         if values.ndim == 3:  # one slice per class: the positive one, or the predicted one

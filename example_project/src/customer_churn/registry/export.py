@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..contract import CONTRACT
-from ..features import features_of
+from ..features import features_of, library_of
 from .artifact import (
     MANIFEST,
     ONNX_FILE,
@@ -29,16 +29,46 @@ from .artifact import (
     onnx_session,
 )
 
+# What a pipeline may hold for skops to load it: scikit-learn and numpy, the gradient
+# boosting libraries of model.py's families, and this package's own model module.
+TRUSTED_PREFIXES = (
+    "sklearn.", "numpy.", "lightgbm.", "xgboost.", "collections.OrderedDict",
+    f"{__package__.split('.')[0]}.model.",
+)  # fmt: skip
+
 
 def trusted_types(pipeline) -> list[str]:
-    """Types skops must be told to trust when loading this pipeline (only sklearn/numpy ones)."""
+    """Types skops must be told to trust when loading this pipeline (see TRUSTED_PREFIXES)."""
     import skops.io
 
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
-    foreign = [name for name in untrusted if not name.startswith(("sklearn.", "numpy."))]
+    foreign = [name for name in untrusted if not name.startswith(TRUSTED_PREFIXES)]
     if foreign:
-        raise TypeError(f"the pipeline holds types that are not sklearn or numpy: {foreign}")
+        raise TypeError(f"the pipeline holds types skops is not told to trust: {foreign}")
     return untrusted
+
+
+def register_converter(model) -> dict[str, int] | None:
+    """Teach skl2onnx the model step when it is LightGBM's or XGBoost's (their converters
+    are onnxmltools'); return the opsets those converters need, None for scikit-learn's."""
+    library = library_of(model)
+    if library == "lightgbm":
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm as c
+    elif library == "xgboost":
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost as c
+    else:
+        return None
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common import shape_calculator as shapes
+
+    classifier = CONTRACT.target.kind == "classification"
+    update_registered_converter(
+        type(model), f"{library}{type(model).__name__}",
+        shapes.calculate_linear_classifier_output_shapes
+        if classifier else shapes.calculate_linear_regressor_output_shapes,
+        c, options={"nocl": [True, False], "zipmap": [True, False]} if classifier else None,
+    )  # fmt: skip
+    return {"": 17, "ai.onnx.ml": 3}  # the highest these converters write
 
 
 def _to_onnx(pipeline) -> bytes:
@@ -48,7 +78,9 @@ def _to_onnx(pipeline) -> bytes:
     inputs = [(name, FloatTensorType([None, 1])) for name in CONTRACT.numeric]
     inputs += [(name, StringTensorType([None, 1])) for name in CONTRACT.categorical]
     options = {id(pipeline): {"zipmap": False}} if CONTRACT.target.kind == "classification" else {}
-    return to_onnx(pipeline, initial_types=inputs, options=options).SerializeToString()
+    opsets = register_converter(pipeline.named_steps["model"])
+    graph = to_onnx(pipeline, initial_types=inputs, options=options, target_opset=opsets)
+    return graph.SerializeToString()
 
 
 def as_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
