@@ -213,7 +213,8 @@ def kustomize() -> list[str] | None:
 
 @pytest.fixture(scope="session")
 def built_overlays(kustomize, tmp_path_factory):
-    """`built_overlays(project)` -> {"base" | "staging" | "production": built manifest file}."""
+    """`built_overlays(project)` -> {"base" | "staging" | "production" | "tune": built manifest
+    file}."""
     built: dict[Path, dict[str, Path]] = {}
 
     def build(project: Path) -> dict[str, Path]:
@@ -224,7 +225,8 @@ def built_overlays(kustomize, tmp_path_factory):
             sources |= {
                 overlay: k8s / "overlays" / overlay for overlay in ("staging", "production")
             }
-            with ThreadPoolExecutor(max_workers=3) as pool:
+            sources["tune"] = k8s / "tune"  # the tuning workers' Job
+            with ThreadPoolExecutor(max_workers=4) as pool:
                 texts = pool.map(lambda source: run([*kustomize, source]), sources.values())
                 built[project] = dict(zip(sources, texts, strict=True))
             for label, text in built[project].items():

@@ -28,7 +28,7 @@ from harness import project_env, tool
 pytestmark = pytest.mark.tools
 
 OUTCOMES = ("passed", "failed", "skipped")
-OVERLAYS = ("staging", "production")
+OVERLAYS = ("staging", "production", "tune")  # tune: the tuning workers' Job
 
 
 def checkov_command(project: Path) -> list[str]:

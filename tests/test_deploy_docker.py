@@ -38,16 +38,26 @@ def test_dockerfile_builds_what_serving_needs(name, rendered, answers_of):
     steps = dockerfile_instructions(project / "Dockerfile")
     stages = [args for keyword, args in steps if keyword == "FROM"]
     base = f"python:{answers['python_version']}-slim"
+    # With Kubernetes, the tuning workers' image (deploy/k8s/tune): the training install.
+    trainer = ["builder AS builder-trainer", "runtime AS trainer"] if answers["kubernetes"] else []
     assert stages == [
         f"{base} AS build-base",
         "build-base AS builder",
         "builder AS builder-registry",  # adds MLflow's client and the exact fallback
         f"{base} AS runtime",
         "runtime AS registry",
+        *trainer,
         "builder AS builder-baked",  # after `registry`: that target needs no trained model
         "runtime AS baked",  # the last stage is what a plain `docker build` makes
     ]
     installs = [args for keyword, args in steps if keyword == "RUN" and "uv sync" in args]
+    if trainer:
+        training = set(installs.pop(2).split())
+        assert {"--no-default-groups", "exact", "train"} <= training
+        trainer_steps = steps[steps.index(("FROM", "runtime AS trainer")) :]
+        assert ("COPY", "data /app/data") in trainer_steps
+        assert ("HEALTHCHECK", "NONE") in trainer_steps
+        assert ("CMD", f'["{package}", "tune"]') in trainer_steps
     assert len(installs) == 3, "the serving install, then the registry's and the baked additions"
     serving, registry_install, baked = (set(install.split()) for install in installs)
     # The serving install: the [project] dependencies only, no group, no dev tools.
@@ -61,7 +71,7 @@ def test_dockerfile_builds_what_serving_needs(name, rendered, answers_of):
     assert any(k == "RUN" and "pip install" in a and "uv==" in a for k, a in steps)
     users = [args for keyword, args in steps if keyword == "USER"]
     assert users and all(re.fullmatch(r"[1-9][0-9]*(:[1-9][0-9]*)?", user) for user in users)
-    (health,) = [args for keyword, args in steps if keyword == "HEALTHCHECK"]
+    (health,) = [a for k, a in steps if k == "HEALTHCHECK" and a != "NONE"]
     assert "urllib.request" in health and "127.0.0.1:8000/health" in health
     assert ("CMD", f'["{package}", "serve", "--host", "0.0.0.0", "--port", "8000"]') in steps
     registry = steps[steps.index(("FROM", "runtime AS registry")) :]
@@ -78,6 +88,7 @@ def test_dockerfile_builds_what_serving_needs(name, rendered, answers_of):
     ignored = [line for line in ignored if not line.startswith("#")]
     assert ignored[0] == "*"
     assert {"!pyproject.toml", "!uv.lock", "!src/", "!models/model/"} <= set(ignored)
+    assert ("!data/" in ignored) is answers["kubernetes"]  # only the trainer image needs it
     readme = (project / "README.md").read_text()
     assert f"{package.upper()}_MODEL_URI" in readme and "MLFLOW_TRACKING_URI" in readme
     assert "--target registry" in readme

@@ -42,6 +42,36 @@ def assert_traffic_allowed(policy: dict, deployment: dict, settings: dict) -> No
     assert len(policy["egress"]) == 2, "nothing else goes out"
 
 
+def assert_tuning_job(built: list[dict], answers: dict) -> None:
+    """deploy/k8s/tune: parallel `tune` workers of the trainer image on one study, the storage
+    URL from a secret, hardened like the service, reaching only DNS, PostgreSQL and MLflow."""
+    resources = {document["kind"]: document for document in built}
+    assert set(resources) == {"Job", "NetworkPolicy"}
+    slug, prefix = slug_of(answers), answers["package_name"].upper()
+    job = resources["Job"]
+    assert job["metadata"]["namespace"] == f"{slug}-tuning"
+    spec, pod = job["spec"], job["spec"]["template"]["spec"]
+    assert spec["parallelism"] == spec["completions"] > 1 and spec["backoffLimit"] == 0
+    assert pod["restartPolicy"] == "Never" and pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["image"].startswith(f"ghcr.io/your-org/{slug}-trainer:")
+    command = container["command"]
+    assert command[:2] == [answers["package_name"], "tune"] and "--study" in command
+    assert "--storage" not in command, "the URL holds a password: it comes from the secret"
+    env = {variable["name"]: variable for variable in container["env"]}
+    assert env[f"{prefix}_TUNE_STORAGE"]["valueFrom"]["secretKeyRef"]["name"] == f"{slug}-tune"
+    assert env["MLFLOW_TRACKING_URI"]["value"].startswith("http")
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    policy = resources["NetworkPolicy"]["spec"]
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["ingress"] == [] and policy["policyTypes"] == ["Ingress", "Egress"]
+    ports = [port["port"] for rule in policy["egress"] for port in rule["ports"]]
+    assert sorted(ports) == [53, 53, 5000, 5432]
+
+
 @pytest.mark.parametrize("name", KUBERNETES_SETS)
 def test_kubernetes_manifests_are_valid(
     name, rendered, answers_of, validated, kustomize, built_overlays
@@ -81,7 +111,9 @@ def test_kubernetes_manifests_are_valid(
                 assert (document["kind"], document["metadata"]["name"]) in kinds
         return
 
-    for overlay, manifest in built_overlays(project).items():
+    overlays = built_overlays(project)
+    assert_tuning_job(documents(overlays.pop("tune")), answers)
+    for overlay, manifest in overlays.items():
         resources = {document["kind"]: document for document in documents(manifest)}
         assert set(resources) == {
             "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",

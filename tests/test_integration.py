@@ -23,7 +23,6 @@ from harness import (
     python_for,
     read_answers,
     readme_example,
-    tool,
     wait_until_answers,
 )
 
@@ -92,13 +91,9 @@ def project(workspace):
     if python_for(answers["python_version"]) is None:
         pytest.skip(f"NO PYTHON {answers['python_version']} HERE: cannot install the rendering")
     env = project_env(answers["python_version"])
+    # The project's own install: its training group holds the PostgreSQL driver (psycopg 3,
+    # which SQLAlchemy 2 maps postgresql:// to) for the server and the shared study.
     subprocess.run(["make", "install"], cwd=folder, env=env, check=True, capture_output=True)
-    # The server's PostgreSQL driver (SQLAlchemy 2 maps postgresql:// to psycopg 3).
-    subprocess.run(
-        [tool("uv"), "pip", "install", "-q", "--python", str(folder / ".venv/bin/python"),
-         "psycopg[binary]"],
-        cwd=folder, env=env, check=True, capture_output=True,
-    )  # fmt: skip
     return folder, answers, env
 
 
