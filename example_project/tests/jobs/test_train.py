@@ -35,6 +35,11 @@ def test_run_is_tracked_and_registered(trained, settings):
     assert run.data.params["seed"] == str(settings.seed)
     assert run.data.tags["data_sha256"] == file_sha256(settings.data_path)
     assert run.data.metrics[f"test_{PRIMARY_METRIC}"] == trained.metrics[f"test_{PRIMARY_METRIC}"]
+    # What fitting and analysis cost, measured before the run started and logged with it.
+    usage = {k: v for k, v in run.data.metrics.items() if k.startswith("system/process_")}
+    assert usage["system/process_cpu_seconds"] > 0 and usage["system/process_wall_seconds"] > 0
+    assert 0 < usage["system/process_cpu_percentage"] <= 100
+    assert usage["system/process_peak_memory_megabytes"] > 50
     artifacts = {a.path for a in client.list_artifacts(trained.run_id, "reports")}
     assert {"reports/metrics.json", "reports/feature_importance.png"} <= artifacts
     version = client.get_model_version_by_alias(settings.registered_model_name, ALIAS)

@@ -28,6 +28,7 @@ def tuning(settings, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for name, value in _project_env(local, **more).items():
             patch.setenv(name, value)
+        patch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # samples in seconds
         shown = CliRunner().invoke(app, ["tune", "--trials", str(TRIALS), "--study", "first"])
     assert shown.exit_code == 0, shown.output
     written = json.loads(local.tuned_params_path.read_text())
@@ -58,6 +59,12 @@ def test_every_trial_is_a_child_run_of_one_parent_run(tuning):
     assert complete and all(f"cv_{PRIMARY_METRIC}" in run.data.metrics for run in complete)
     assert written["trial_run_id"] in {run.info.run_id for run in complete}
     assert parent.data.metrics[f"best_cv_{PRIMARY_METRIC}"] == pytest.approx(written["value"])
+    # What the search cost: MLflow's samples of the machine while it ran, and the process's
+    # own figures for the whole search.
+    sampled = client.get_metric_history(parent.info.run_id, "system/cpu_utilization_percentage")
+    assert sampled and all(0 <= point.value <= 100 for point in sampled)
+    assert parent.data.metrics["system/process_cpu_seconds"] > 0
+    assert parent.data.metrics["system/process_peak_memory_megabytes"] > 50
     # The command's progress: a line per trial with the best so far, then the best written.
     lines = [line.strip() for line in output.splitlines() if line.strip().startswith("trial ")]
     assert [line.split(":")[0] for line in lines] == [f"trial {n}" for n in range(TRIALS)]
@@ -88,3 +95,29 @@ def test_a_tuned_file_that_cannot_be_used_is_one_line(settings, tmp_path):
         with pytest.raises(ProjectError, match=r"cannot be used .*run `tune` again") as error:
             read_tuned(local)
         assert "\n" not in str(error.value)
+
+
+def test_a_complete_shared_study_hands_over_its_best_without_a_trial(tuning, tmp_path):
+    """Workers share a study through its storage (here from the environment, as the
+    Kubernetes workers get it); `tune` on a study that already holds the trials asked for runs
+    none and writes the best it holds: how the best is fetched after the workers."""
+    local, _, _, _ = tuning
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    searched = tune(local, 2, storage=storage, study_name="shared")
+    local.tuned_params_path.unlink()
+    more = {"cv_folds": str(local.cv_folds), "tuned_params_path": str(local.tuned_params_path)}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in _project_env(local, **more, tune_storage=storage).items():
+            patch.setenv(name, value)
+        shown = CliRunner().invoke(app, ["tune", "--trials", "2", "--study", "shared"])
+    assert shown.exit_code == 0 and "  trial " not in shown.output, shown.output
+    fetched = json.loads(local.tuned_params_path.read_text())
+    assert fetched["trials"] == searched.trials == 2
+    for key in ("params", "value", "trial", "trial_run_id"):
+        assert fetched[key] == searched.best[key]
+    client = MlflowClient(local.tracking_uri)
+    parent = client.get_run(fetched["tune_run_id"])
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert children == []

@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from ..settings import ENV_PREFIX
 from .shared import console, load_settings
 
 
@@ -17,8 +18,10 @@ def tune(
     storage: Annotated[
         str | None,
         typer.Option(
+            envvar=f"{ENV_PREFIX}TUNE_STORAGE",
+            show_envvar=True,
             help="Optuna storage URL shared by several workers, e.g. postgresql://HOST/DB "
-            "(default: in memory, this process alone)"
+            "(default: in memory, this process alone)",
         ),
     ] = None,
     study: Annotated[

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..features import features_of
 from ..modeling import evaluate, explain
-from ..modeling.fit import Fitted, fit_and_evaluate, training_threads
+from ..modeling.fit import Fitted, fit_and_evaluate, resources_used, training_threads
 from ..modeling.model_card import write_model_card
 from ..registry import profile
 from ..registry.export import (
@@ -203,16 +203,19 @@ def train(
                 f"{tuned['trial']} of study '{tuned['study']}', {tuned['metric']} "
                 f"{tuned['value']:.4f})"
             )
-        fitted = fit_and_evaluate(settings, estimator, step)
-        step("Explaining the model and plotting the holdout")
-        with training_threads(len(fitted.train_frame) + len(fitted.test_frame)):
-            analysis = analyse(fitted, settings)
+        usage: dict[str, float] = {}
+        with resources_used(usage):
+            fitted = fit_and_evaluate(settings, estimator, step)
+            step("Explaining the model and plotting the holdout")
+            with training_threads(len(fitted.train_frame) + len(fitted.test_frame)):
+                analysis = analyse(fitted, settings)
         on_step(f"Logging the run to {settings.tracking_uri} and registering the model")
         store.finish()
 
     import mlflow  # once the child has imported it: its modules are compiled by then
 
     with mlflow.start_run() as run:
+        mlflow.log_metrics(usage)  # fitting and analysis, before the run
         model_uri = log_run(fitted, receipt, analysis, settings)
         version, manifest, card = export_and_register(
             run.info.run_id, model_uri, fitted, receipt, analysis, settings, on_step

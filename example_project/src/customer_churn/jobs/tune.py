@@ -28,10 +28,12 @@ from ..errors import ProjectError
 from ..features import build_pipeline, features_of
 from ..model import PARAMS, build_estimator, search_space
 from ..modeling.evaluate import CV_SCORING, LOWER_IS_BETTER, PRIMARY_METRIC, as_shown
-from ..modeling.fit import labelled_split, training_threads
+from ..modeling.fit import labelled_split, resources_used, training_threads
 from ..registry.receipt import file_sha256
-from ..registry.store import configure_tracking
+from ..registry.store import configure_tracking, sample_system_metrics
 from ..settings import Settings
+
+SYSTEM_METRICS_INTERVAL = 5.0  # seconds between MLflow's samples of CPU and memory
 
 
 @dataclass
@@ -103,18 +105,17 @@ def tune(
     train_frame, _ = labelled_split(settings)
     name = study_name or settings.registered_model_name
     study = open_study(name, storage, settings.seed)
-    if not study.get_trials(deepcopy=False):
-        # The first trial is model.py's PARAMS: the best found is never behind them (on the
-        # folds), which 30 trials of a random forest's space were on the bundled data.
-        study.enqueue_trial(dict(PARAMS), skip_if_exists=True)
     configure_tracking(settings)
-    with mlflow.start_run(run_name=f"tune {name}") as parent:
+    usage: dict[str, float] = {}  # the whole search's; MLflow samples the machine as it runs
+    sample_system_metrics(SYSTEM_METRICS_INTERVAL)
+    with mlflow.start_run(run_name=f"tune {name}", log_system_metrics=True) as parent:
         mlflow.set_tags({"job": "tune", "study": name, "sampler_seed": str(settings.seed)})
         counted = (TrialState.COMPLETE, TrialState.PRUNED)
-        with training_threads(len(train_frame)):
+        done = len(study.get_trials(deepcopy=False, states=counted))  # by any worker
+        with training_threads(len(train_frame)), resources_used(usage):
             study.optimize(
                 objective(settings, train_frame),
-                n_trials=trials,
+                n_trials=max(0, trials - done),  # none when the study is complete: its best
                 timeout=timeout,
                 callbacks=[MaxTrialsCallback(trials, states=counted), reporter(on_trial)],
                 catch=(ValueError,),  # a combination the estimator refuses fails that trial
@@ -140,7 +141,7 @@ def tune(
             "tuned_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         mlflow.log_params({f"best_{key}": value for key, value in best.params.items()})
-        mlflow.log_metric(f"best_cv_{PRIMARY_METRIC}", best.value)
+        mlflow.log_metrics({f"best_cv_{PRIMARY_METRIC}": best.value} | usage)
         mlflow.log_dict(tuned, "tuned_params.json")
     write_text(settings.tuned_params_path, json.dumps(tuned, indent=2) + "\n")
     pruned = sum(trial.state == TrialState.PRUNED for trial in everything)
@@ -149,7 +150,8 @@ def tune(
 
 def open_study(name: str, storage: str | None, seed: int):
     """The study `name` in `storage` (in memory when None), created when new: a seeded TPE
-    sampler, and a median pruner that waits for 5 trials and a trial's first 2 folds."""
+    sampler, a median pruner that waits for 5 trials and a trial's first 2 folds, and
+    model.py's PARAMS as its first trial."""
     import optuna
 
     direction = "minimize" if PRIMARY_METRIC in LOWER_IS_BETTER else "maximize"
@@ -174,6 +176,10 @@ def open_study(name: str, storage: str | None, seed: int):
             time.sleep(1 + attempt)
     if study.direction.name.lower() != direction:
         raise ProjectError(f"study '{name}' in {storage} does not {direction} {PRIMARY_METRIC}")
+    if not study.get_trials(deepcopy=False):
+        # The first trial is model.py's PARAMS: the best found is never behind them (on the
+        # folds), which 30 trials of a random forest's space were on the bundled data.
+        study.enqueue_trial(dict(PARAMS), skip_if_exists=True)
     return study
 
 

@@ -15,6 +15,8 @@ Run alone: `python -m <package>.registry.store TRACKING_URI EXPERIMENT ARTIFACT_
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -68,6 +70,17 @@ def _point_at(uri: str, experiment_name: str, artifact_location: Path) -> str:
         ) from None
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def sample_system_metrics(interval: float) -> None:
+    """Have MLflow sample CPU, memory and disk every `interval` seconds (unless
+    MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says otherwise) in runs started with
+    `log_system_metrics=True`, without its start and stop lines."""
+    import mlflow
+
+    if not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
+        mlflow.set_system_metrics_sampling_interval(interval)
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
 
 
 def configure_tracking(settings: Settings) -> str:
