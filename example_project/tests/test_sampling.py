@@ -136,13 +136,13 @@ def test_any_contract_gives_valid_rows_with_a_learnable_target(contract, seed):
     held = validate(sample_rows(400, seed + 1, contract=contract), contract=contract)
     target = contract.target
     if target.kind == "regression":
-        model = build_pipeline(Ridge(), contract)
+        model = build_pipeline(Ridge(), contract, scale=True)  # linear: standardised
         model.fit(features_of(train, contract), train[target.name])
         predicted = model.predict(features_of(held, contract))
         assert r2_score(held[target.name], predicted) > 0.5
         return
     assert set(train[target.name]) == set(target.classes)
-    model = build_pipeline(LogisticRegression(max_iter=1000), contract)
+    model = build_pipeline(LogisticRegression(max_iter=1000), contract, scale=True)
     model.fit(features_of(train, contract), train[target.name])
     accuracy = (model.predict(features_of(held, contract)) == held[target.name]).mean()
     majority = held[target.name].value_counts(normalize=True).max()

@@ -42,9 +42,13 @@ def build_preprocessor(
     )
 
 
-def build_pipeline(estimator, contract: Contract = CONTRACT) -> Pipeline:
-    """The full model: contract preprocessing followed by the estimator."""
-    return Pipeline([("preprocess", build_preprocessor(contract)), ("model", estimator)])
+def build_pipeline(
+    estimator, contract: Contract = CONTRACT, scale: bool = SCALE_NUMBERS
+) -> Pipeline:
+    """The full model: contract preprocessing (numbers standardised if `scale`) followed by
+    the estimator."""
+    preprocess = build_preprocessor(contract, scale)
+    return Pipeline([("preprocess", preprocess), ("model", estimator)])
 
 
 def library_of(estimator) -> str:
