@@ -12,14 +12,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployment import DOCKER_SETS, deploy_answer, dockerfile_instructions, schema, slug_of
+from deployment import (
+    DOCKER_SETS,
+    KUBERNETES_SETS,
+    deploy_answer,
+    dockerfile_instructions,
+    schema,
+    slug_of,
+)
 from harness import tool
 
 STACK_PASSWORDS = ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
 
 
 def dockerfiles(project: Path) -> list[Path]:
-    return [project / "Dockerfile", project / "deploy" / "mlflow" / "Dockerfile"]
+    trainer = project / "deploy" / "trainer" / "Dockerfile"  # with Kubernetes
+    return [project / "Dockerfile", project / "deploy" / "mlflow" / "Dockerfile"] + (
+        [trainer] if trainer.exists() else []
+    )
 
 
 def compose_file(project: Path) -> list[Path]:
@@ -38,26 +48,16 @@ def test_dockerfile_builds_what_serving_needs(name, rendered, answers_of):
     steps = dockerfile_instructions(project / "Dockerfile")
     stages = [args for keyword, args in steps if keyword == "FROM"]
     base = f"python:{answers['python_version']}-slim"
-    # With Kubernetes, the tuning workers' image (deploy/k8s/tune): the training install.
-    trainer = ["builder AS builder-trainer", "runtime AS trainer"] if answers["kubernetes"] else []
     assert stages == [
         f"{base} AS build-base",
         "build-base AS builder",
         "builder AS builder-registry",  # adds MLflow's client and the exact fallback
         f"{base} AS runtime",
         "runtime AS registry",
-        *trainer,
         "builder AS builder-baked",  # after `registry`: that target needs no trained model
         "runtime AS baked",  # the last stage is what a plain `docker build` makes
     ]
     installs = [args for keyword, args in steps if keyword == "RUN" and "uv sync" in args]
-    if trainer:
-        training = set(installs.pop(2).split())
-        assert {"--no-default-groups", "exact", "train"} <= training
-        trainer_steps = steps[steps.index(("FROM", "runtime AS trainer")) :]
-        assert ("COPY", "data /app/data") in trainer_steps
-        assert ("HEALTHCHECK", "NONE") in trainer_steps
-        assert ("CMD", f'["{package}", "tune"]') in trainer_steps
     assert len(installs) == 3, "the serving install, then the registry's and the baked additions"
     serving, registry_install, baked = (set(install.split()) for install in installs)
     # The serving install: the [project] dependencies only, no group, no dev tools.
@@ -71,7 +71,7 @@ def test_dockerfile_builds_what_serving_needs(name, rendered, answers_of):
     assert any(k == "RUN" and "pip install" in a and "uv==" in a for k, a in steps)
     users = [args for keyword, args in steps if keyword == "USER"]
     assert users and all(re.fullmatch(r"[1-9][0-9]*(:[1-9][0-9]*)?", user) for user in users)
-    (health,) = [a for k, a in steps if k == "HEALTHCHECK" and a != "NONE"]
+    (health,) = [args for keyword, args in steps if keyword == "HEALTHCHECK"]
     assert "urllib.request" in health and "127.0.0.1:8000/health" in health
     assert ("CMD", f'["{package}", "serve", "--host", "0.0.0.0", "--port", "8000"]') in steps
     registry = steps[steps.index(("FROM", "runtime AS registry")) :]
@@ -88,10 +88,29 @@ def test_dockerfile_builds_what_serving_needs(name, rendered, answers_of):
     ignored = [line for line in ignored if not line.startswith("#")]
     assert ignored[0] == "*"
     assert {"!pyproject.toml", "!uv.lock", "!src/", "!models/model/"} <= set(ignored)
-    assert ("!data/" in ignored) is answers["kubernetes"]  # only the trainer image needs it
+    assert ("!data/" in ignored) is answers["kubernetes"]  # only the trainer's build needs it
     readme = (project / "README.md").read_text()
     assert f"{package.upper()}_MODEL_URI" in readme and "MLFLOW_TRACKING_URI" in readme
     assert "--target registry" in readme
+
+
+@pytest.mark.parametrize("name", KUBERNETES_SETS)
+def test_the_trainer_image_runs_tune_with_the_training_install_and_the_data(
+    name, rendered, answers_of
+):
+    """deploy/trainer/Dockerfile, the image of the tuning workers (deploy/k8s/tune)."""
+    project, answers = rendered(name), answers_of(name)
+    steps = dockerfile_instructions(project / "deploy" / "trainer" / "Dockerfile")
+    base = f"python:{answers['python_version']}-slim"
+    assert [a for k, a in steps if k == "FROM"] == [f"{base} AS builder", f"{base} AS trainer"]
+    (install,) = [args for keyword, args in steps if keyword == "RUN" and "uv sync" in args]
+    assert {"--frozen", "--no-editable", "--no-default-groups", "exact", "train"} <= set(
+        install.split()
+    )
+    assert ("COPY", "data /app/data") in steps and ("USER", "10001:10001") in steps
+    assert ("CMD", f'["{answers["package_name"]}", "tune"]') in steps
+    assert "!data/" in (project / ".dockerignore").read_text().split("\n")
+    assert (project / "deploy/k8s/tune/job.yaml").read_text().count(f"{slug_of(answers)}-trainer")
 
 
 @pytest.mark.parametrize("name", DOCKER_SETS)

@@ -129,6 +129,7 @@ def expected_files(answers: dict) -> set[str]:
                 files |= {f"deploy/k8s/overlays/{overlay}/{name}.yaml" for name in names}
             files |= {f"deploy/k8s/tune/{name}.yaml" for name in ("job", "kustomization",
                                                                   "networkpolicy")}  # fmt: skip
+            files.add("deploy/trainer/Dockerfile")
     if answers["docker"] or answers["ci_provider"] != "none":  # something for `make scan`
         files.add(".checkov.yaml")
     if answers["ci_provider"] == "github":
