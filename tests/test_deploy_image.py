@@ -26,7 +26,7 @@ from image_build import DockerEngine, import_base_image
 
 BUILD_SET = next(
     name for name in DOCKER_SETS if ANSWER_SETS[name].get("python_version") == "3.11"
-)  # Debian bookworm's python3, the base image that can be made here, is 3.11
+)  # Debian bookworm's python3, the base image that can be made here, is 3.11 (LightGBM's set)
 
 
 def _free_port() -> int:
@@ -191,6 +191,8 @@ def test_image_builds_and_serves_predictions(rendered, answers_of, docker_engine
         f"image {image}: {size / 1e6:.0f} MB ({(size - base_size) / 1e6:.0f} MB over the "
         f"{base_size / 1e6:.0f} MB base made here), built in {build_seconds:.0f} s"
     )
+    layers = engine.docker("history", "--format", "{{.Size}}\t{{.CreatedBy}}", image).stdout
+    print("its layers:\n" + "\n".join(line[:100] for line in layers.splitlines()))
     user = engine.docker("image", "inspect", "--format={{.Config.User}}", image).stdout.strip()
     assert user == "10001:10001"
     # The model has an ONNX graph: the image holds neither the exact fallback nor MLflow.
@@ -209,6 +211,9 @@ def test_image_builds_and_serves_predictions(rendered, answers_of, docker_engine
     # MLflow's client alone (mlflow-skinny), and the exact fallback for a model without a graph
     assert installed(engine, registry_image, HEAVY) == HEAVY  # scipy comes with scikit-learn
     assert installed(engine, registry_image, ["matplotlib", "pyarrow"]) == []  # no train group
+    if answers["model_family"] == "lightgbm":  # its library loads: the image has libgomp1
+        engine.docker("run", "--rm", "--network=none", registry_image, "python", "-c",
+                      "import lightgbm")  # fmt: skip
     server, tracking_uri = start_mlflow_server(project, env, tmp_path)
     try:
         trained = {**env, "MLFLOW_TRACKING_URI": tracking_uri}
@@ -223,9 +228,42 @@ def test_image_builds_and_serves_predictions(rendered, answers_of, docker_engine
             ],
         )  # fmt: skip
         print(f"prediction from the registry image: {answer}")
+        if answers["kubernetes"]:
+            tune_in_trainer_image(engine, project, answers, tracking_uri)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def tune_in_trainer_image(engine, project: Path, answers: dict, tracking_uri: str) -> None:
+    """deploy/trainer/Dockerfile, the image of the Kubernetes tuning workers: it builds, and
+    runs `tune` as the Job runs it (non-root, read-only, only /tmp writable, the storage from
+    the environment), its trials logged to the tracking server."""
+    package, slug = answers["package_name"], slug_of(answers)
+    trainer = f"{slug}-trainer:test"
+    started = time.monotonic()
+    engine.docker(
+        "build", "--network=host", "--file", project / "deploy/trainer/Dockerfile",
+        "--tag", trainer, project, timeout=1800,
+    )  # fmt: skip
+    print(f"trainer image: {image_size(engine, trainer) / 1e6:.0f} MB, built in "
+          f"{time.monotonic() - started:.0f} s")  # fmt: skip
+    tuned = engine.docker(
+        "run", "--rm", "--network=host", "--read-only", "--tmpfs=/tmp",
+        f"--env=MLFLOW_TRACKING_URI={tracking_uri}",
+        f"--env={package.upper()}_TUNE_STORAGE=sqlite:////tmp/study.db",
+        trainer, package, "tune", "--trials", "3", "--study", "in-the-image",
+        timeout=900,
+    )  # fmt: skip
+    output = tuned.stdout + tuned.stderr
+    assert "study 'in-the-image': 3 trials" in output and "Traceback" not in output, output
+    # The server holds the worker's parent run and a child run per trial (MLflow's REST API).
+    api = f"{tracking_uri}/api/2.0/mlflow"
+    experiments = _post(f"{api}/experiments/search", json.dumps({"max_results": 100}))
+    ids = [experiment["experiment_id"] for experiment in experiments["experiments"]]
+    found = _post(f"{api}/runs/search", json.dumps({"experiment_ids": ids, "max_results": 100}))
+    names = sorted(run["info"]["run_name"] for run in found["runs"])
+    assert {"tune in-the-image", "trial 0", "trial 1", "trial 2"} <= set(names), names
 
 
 def simulate_the_image(project: Path, answers: dict, env: dict) -> None:
