@@ -1,7 +1,8 @@
 """Serving benchmark: the rendered service against `mlflow models serve`, a DataFrame-per-request
 endpoint and a bare endpoint that only validates the body (the ceiling).
 
-    make bench        (or: uv run python benchmarks/serving.py [--duration 15] [--connections 8])
+    make bench    (or: uv run python benchmarks/serving.py [--duration 15] [--connections 8]
+                   [--families random_forest,linear,lightgbm,xgboost] [--problem-type regression])
 
 It renders the default project, trains it, then serves the same registered model four ways,
 each on one uvicorn worker, loads each with wrk from a separate process at fixed concurrency,
@@ -67,8 +68,10 @@ def health():
 @app.post("/predict")
 def predict(record: Record):
     frame = pd.DataFrame([record.model_dump()], columns=CONTRACT.feature_names)
-    return {{"prediction": int(pipeline.predict(frame)[0]),
-             "probability": float(pipeline.predict_proba(frame)[0, -1])}}
+    answer = {{"prediction": pipeline.predict(frame)[0].item()}}
+    if hasattr(pipeline, "predict_proba"):  # a classifier
+        answer["probability"] = float(pipeline.predict_proba(frame)[0, -1])
+    return answer
 """
 
 BARE_APP = """
@@ -221,7 +224,8 @@ def backend_of(project: Path) -> str:
 
 def family_figures(family: str, record: dict, args, scratch: Path) -> tuple[Result, str]:
     """Render the default project with `family`, train it, serve its export under load."""
-    project = render(scratch / family / "project", {"model_family": family})
+    answers = {"model_family": family, "problem_type": args.problem_type}
+    project = render(scratch / family / "project", answers)
     answers = read_answers(project)
     env = project_env(answers["python_version"])
     print(f"==> {family}: installing and training", flush=True)
@@ -258,6 +262,10 @@ def main() -> None:
         "--families", default=",".join(FAMILIES),
         help="other model families to render, train and serve (comma-separated; '' for none)",
     )  # fmt: skip
+    parser.add_argument(
+        "--problem-type", choices=("classification", "regression"), default="classification",
+        help="the problem type of every project rendered (the template's question)",
+    )  # fmt: skip
     args = parser.parse_args()
     families = [name for name in args.families.split(",") if name]
     unknown = sorted(set(families) - set(FAMILIES))
@@ -266,11 +274,11 @@ def main() -> None:
     ensure_wrk()
 
     scratch = Path(tempfile.mkdtemp(prefix="copier-mlops-bench-"))
-    project = render(scratch / "project")
+    project = render(scratch / "project", {"problem_type": args.problem_type})
     answers = read_answers(project)
     package = answers["package_name"]
     env = project_env(answers["python_version"])
-    print(f"==> training the default project in {project}", flush=True)
+    print(f"==> training the default {args.problem_type} project in {project}", flush=True)
     subprocess.run(
         ["make", "train", "promote"], cwd=project, env=env, check=True, capture_output=True
     )
