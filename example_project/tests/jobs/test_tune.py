@@ -18,19 +18,26 @@ from tests.test_cli import _project_env
 TRIALS = 3
 
 
+def tune_command(local, *args: str, **more: str):
+    """`tune ARGS` through the command line, its settings (`local`, and `more` by name) from
+    the environment as a user's shell gives them."""
+    more |= {"cv_folds": str(local.cv_folds), "tuned_params_path": str(local.tuned_params_path)}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in _project_env(local, **more).items():
+            patch.setenv(name, value)
+        patch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # samples in seconds
+        shown = CliRunner().invoke(app, ["tune", *args])
+    assert shown.exit_code == 0, shown.output
+    return shown
+
+
 @pytest.fixture(scope="module")
 def tuning(settings, tmp_path_factory):
     """Two searches of the same seed on the session's data, in a tracking store of their own:
     the first with the command line, the second with the job's function."""
     folder = tmp_path_factory.mktemp("tuning")
     local = make_settings(folder, data_path=settings.data_path)
-    more = {"cv_folds": str(local.cv_folds), "tuned_params_path": str(local.tuned_params_path)}
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in _project_env(local, **more).items():
-            patch.setenv(name, value)
-        patch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # samples in seconds
-        shown = CliRunner().invoke(app, ["tune", "--trials", str(TRIALS), "--study", "first"])
-    assert shown.exit_code == 0, shown.output
+    shown = tune_command(local, "--trials", str(TRIALS), "--study", "first")
     written = json.loads(local.tuned_params_path.read_text())
     second = tune(local, TRIALS, study_name="second")
     return local, written, second, shown.output
@@ -105,12 +112,8 @@ def test_a_complete_shared_study_hands_over_its_best_without_a_trial(tuning, tmp
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     searched = tune(local, 2, storage=storage, study_name="shared")
     local.tuned_params_path.unlink()
-    more = {"cv_folds": str(local.cv_folds), "tuned_params_path": str(local.tuned_params_path)}
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in _project_env(local, **more, tune_storage=storage).items():
-            patch.setenv(name, value)
-        shown = CliRunner().invoke(app, ["tune", "--trials", "2", "--study", "shared"])
-    assert shown.exit_code == 0 and "  trial " not in shown.output, shown.output
+    shown = tune_command(local, "--trials", "2", "--study", "shared", tune_storage=storage)
+    assert "  trial " not in shown.output, shown.output
     fetched = json.loads(local.tuned_params_path.read_text())
     assert fetched["trials"] == searched.trials == 2
     for key in ("params", "value", "trial", "trial_run_id"):

@@ -202,7 +202,7 @@ def test_the_rollout_chart_gets_each_variants_outputs(serving_model, secured, tm
         while True:
             data = client.get("/dashboard/data", headers=KEY).json()
             recent = data["distribution"]["recent"]
-            if sum(recent.get("challenger", [])) >= 31 or time.monotonic() > deadline:
+            if sum(recent.get("challenger", [])) >= len(sent) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
     keys = data["distribution"]["keys"]

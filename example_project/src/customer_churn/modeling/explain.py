@@ -61,21 +61,23 @@ def _is_linear(model) -> bool:
     return hasattr(model, "coef_")
 
 
-def margin(model, encoded) -> np.ndarray | None:
-    """A classifier's raw margin on encoded rows (log-odds, or one raw score per class beyond
-    two), which SHAP explains for it; None for a model without one (a random forest)."""
-    library = library_of(model)
-    if library == "lightgbm":
-        return np.asarray(model.predict(encoded, raw_score=True), dtype=float)
-    if library == "xgboost":
-        return np.asarray(model.predict(encoded, output_margin=True), dtype=float)
-    if hasattr(model, "decision_function"):
-        return np.asarray(model.decision_function(encoded), dtype=float)
-    return None
+# How a gradient boosting library's `predict` answers with the margin instead of the class.
+MARGIN_OPTION = {"lightgbm": {"raw_score": True}, "xgboost": {"output_margin": True}}
 
 
 def has_margin(model) -> bool:
-    return library_of(model) in ("lightgbm", "xgboost") or hasattr(model, "decision_function")
+    return library_of(model) in MARGIN_OPTION or hasattr(model, "decision_function")
+
+
+def margin(model, encoded) -> np.ndarray | None:
+    """A classifier's raw margin on encoded rows (log-odds, or one raw score per class beyond
+    two), which SHAP explains for it; None for a model without one (a random forest)."""
+    option = MARGIN_OPTION.get(library_of(model))
+    if option:
+        return np.asarray(model.predict(encoded, **option), dtype=float)
+    if hasattr(model, "decision_function"):
+        return np.asarray(model.decision_function(encoded), dtype=float)
+    return None
 
 
 def output_space(model) -> str:
