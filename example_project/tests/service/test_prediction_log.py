@@ -1,10 +1,16 @@
 """The prediction log: bounded, non-blocking, rotating, flushed on close, readable after a tear."""
 
+import asyncio
 import json
 import threading
 import time
 
-from customer_churn.service.prediction_log import FILE_GLOB, PredictionLog, read_log
+from customer_churn.service.prediction_log import (
+    DRAIN_RECORDS,
+    FILE_GLOB,
+    PredictionLog,
+    read_log,
+)
 
 RECORD = {"a_number": 1.5, "a_category": "x"}
 
@@ -60,19 +66,39 @@ def test_files_rotate_and_the_oldest_are_pruned(tmp_path):
 def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path, monkeypatch):
     log, counts = _log(tmp_path, max_queue=5)
     gate, write = threading.Event(), log._write
-    monkeypatch.setattr(log, "_write", lambda batch: gate.wait(10) and write(batch))
-    assert log.record("first", "1", 0.1, [RECORD], [1])  # the writer takes it, then stalls
-    deadline = time.monotonic() + 10
-    while log._queue.qsize() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    monkeypatch.setattr(log, "_write", lambda lines: gate.wait(10) and write(lines))
     assert all(log.record(f"r{i}", "1", 0.1, [RECORD], [1]) for i in range(5))
     started = time.perf_counter()
-    assert not log.record("overflow", "1", 0.1, [RECORD, RECORD], [1, 1])
+    assert not log.record("overflow", "1", 0.1, [RECORD, RECORD], [1, 1]), "the queue is full"
     assert time.perf_counter() - started < 0.05, "a full queue must not block the caller"
+    assert not log.drain(), "everything queued was encoded"  # the writer stalls on 5 lines
+    assert log.record("r5", "1", 0.1, [RECORD], [1])
+    log.drain()  # a sixth line is beyond the backlog the stalled writer may hold
     gate.set()
     log.close()
-    assert counts == {"written": 6, "dropped": {"queue_full": 2}}
-    assert "overflow" not in {r["request_id"] for r in read_log(tmp_path)[0]}
+    assert counts == {"written": 5, "dropped": {"queue_full": 3}}
+    assert {r["request_id"] for r in read_log(tmp_path)[0]} == {f"r{i}" for i in range(5)}
+
+
+def test_run_encodes_on_the_event_loop_and_writes_while_serving(tmp_path):
+    log, counts = _log(tmp_path, flush_seconds=0.01)
+
+    async def serve() -> None:
+        runner = asyncio.create_task(log.run())
+        for index in range(3 * DRAIN_RECORDS):  # more than one drain takes in one go
+            log.record(f"r{index}", "1", 0.1, [RECORD], [index])
+        deadline = time.monotonic() + 10
+        while counts["written"] < 3 * DRAIN_RECORDS and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        runner.cancel()
+
+    asyncio.run(serve())
+    assert counts["written"] == 3 * DRAIN_RECORDS, "written while running, before close()"
+    assert log.record("last", "1", 0.1, [RECORD], [0])
+    log.close()
+    records, _ = read_log(tmp_path)
+    assert [r["request_id"] for r in records][-2:] == [f"r{3 * DRAIN_RECORDS - 1}", "last"]
+    assert [r["prediction"] for r in records[:-1]] == list(range(3 * DRAIN_RECORDS))
 
 
 def test_a_failing_disk_drops_and_counts_then_recovers(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,11 @@ class ServingModel:
     _session: Any = field(default=None, repr=False)
     _pipeline: Any = field(default=None, repr=False)
     _explainer: Any = field(default=None, repr=False)  # built by explain.py on first use
+    _run: Any = field(default=None, repr=False, init=False)  # the session's run, see below
+
+    def __post_init__(self) -> None:
+        if self._session is not None:
+            self._run = onnx_runner(self._session)
 
     @property
     def version(self) -> str | None:
@@ -77,7 +83,7 @@ class ServingModel:
 
     def predict(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         if self._session is not None:
-            outputs = self._session.run(None, columns)
+            outputs = self._run(columns)
             if CONTRACT.target.kind == "classification":
                 return outputs[0].ravel(), outputs[1].astype(np.float64)
             return outputs[0].ravel().astype(np.float64), None
@@ -171,6 +177,18 @@ def onnx_session(path: Path):
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_runner(session) -> Callable[[dict[str, np.ndarray]], list]:
+    """The session's `run` for all its outputs. Where ONNX Runtime has its usual inner
+    session, it is called directly: the Python wrapper's checks on every call (input names,
+    graph capture, device ownership) cost about 3 us of a 15 us call here, and the inner run
+    checks the inputs itself."""
+    names = [output.name for output in session.get_outputs()]
+    inner = getattr(getattr(session, "_sess", None), "run", None)
+    if inner is None:
+        return lambda columns: session.run(names, columns)
+    return lambda columns: inner(names, columns, None)
 
 
 def load_pipeline(folder: Path, manifest: dict[str, Any] | None = None):

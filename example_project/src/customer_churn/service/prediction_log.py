@@ -1,18 +1,28 @@
 """The prediction log: what the service was asked and what it answered, for the drift job.
 
-A request only puts one tuple on an in-memory queue (about a microsecond); a background
-thread turns queued requests into JSON lines (`prediction_records`) and appends them to
-rotating files. Memory is bounded: when the queue is full, or the disk refuses a write,
-records are dropped and counted, and the request is answered all the same. `close()` (on
-graceful shutdown) writes what is queued before it returns.
+A request only puts one tuple on an in-memory queue (about a microsecond). `drain()` turns
+the queued requests into JSON lines (`prediction_records`) and hands them to a writer thread,
+which appends them to rotating files. In the service, `run()` drains every `flush_seconds`
+on the event loop; elsewhere, `close()` drains what was recorded. Memory is bounded: when the
+queue or the writer's backlog is full, or the disk refuses a write, records are dropped and
+counted, and the request is answered all the same. `close()` (on graceful shutdown) writes
+everything recorded before it returns.
+
+Why the event loop encodes, not the writer thread: a second thread running Python competes
+for the interpreter lock, and the loop then waits for it at every hand-over (ONNX Runtime
+and every socket call give the lock up). Measured on a small machine, a thread that encoded
+cost the loop about 45 us a request, ten times the encoding itself (about 4.6 us a record);
+encoded on the loop in batches, the log costs about 12 us a request. The thread now only
+writes, and takes the lock a few times per batch.
 
 Files are named `predictions-<UTC start>.jsonl` and rotate at `max_bytes`; the oldest beyond
-`keep_files` are deleted. The last `recent` requests written also stay in memory, for the
+`keep_files` are deleted. The last `recent` requests encoded also stay in memory, for the
 dashboard.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import json
@@ -30,7 +40,9 @@ from .prediction_records import request_entries, request_lines
 
 log = logging.getLogger(__name__)
 FILE_GLOB = "predictions-*.jsonl"
-YIELD_EVERY = 16  # requests encoded between two hand-overs of the GIL
+# Records encoded by one `drain()` in `run()` before the loop serves requests again (about a
+# millisecond): a backlog of big batches does not hold the loop for long.
+DRAIN_RECORDS = 256
 _STOP = object()  # queued by close(): the writer writes what came before it, then stops
 
 
@@ -58,13 +70,18 @@ class PredictionLog:
         self.flush_seconds = flush_seconds
         self.on_drop = on_drop or (lambda reason, count: None)
         self.on_write = on_write or (lambda count: None)
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # requests not encoded yet
+        self._lines: queue.SimpleQueue = queue.SimpleQueue()  # encoded, for the writer
+        # Lines handed to the writer and lines it finished (written or dropped): each counter
+        # has one thread that adds to it, so their difference is the writer's backlog.
+        self._handed = 0
+        self._finished = 0
+        self._drain_lock = threading.Lock()  # close() may drain while run() does
         self._recent: collections.deque = collections.deque(maxlen=recent)
         self._file = None
         self._size = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._closed = False
-        self._stopping = threading.Event()
         self._thread.start()
 
     # ------------------------------------------------------------------ the request side
@@ -102,71 +119,75 @@ class PredictionLog:
         return True
 
     def recent(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """The records of the last requests written (newest first), as the log holds them."""
+        """The records of the last requests encoded (newest first), as the log holds them."""
         entries: list[dict[str, Any]] = []
-        for item in reversed(self._recent.copy()):  # copy(): atomic, the writer may append
+        for item in reversed(self._recent.copy()):  # copy(): atomic, a drain may append
             with contextlib.suppress(TypeError, ValueError):
                 entries += list(request_entries(*item))
             if limit is not None and len(entries) >= limit:
                 return entries[:limit]
         return entries
 
+    # ------------------------------------------------------------------ encoding
+    def drain(self, max_records: int | None = None) -> bool:
+        """Encode the queued requests (about `max_records` records at most) and hand their
+        lines to the writer; True while more are queued."""
+        with self._drain_lock:
+            lines: list[bytes] = []
+            items: list[tuple] = []
+            while max_records is None or len(lines) < max_records:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                try:
+                    lines += request_lines(*item)
+                except (TypeError, ValueError) as error:  # a value JSON cannot hold: skip it
+                    log.warning("prediction log: request %s not logged: %s", item[1], error)
+                    self.on_drop("encode_error", len(item[4]))
+                    continue
+                items.append(item)
+            self._recent.extend(items)
+            if self._handed - self._finished + len(lines) > self.max_queue:  # a slow disk
+                self.on_drop("queue_full", len(lines))
+            elif lines:
+                self._handed += len(lines)
+                self._lines.put(lines)
+            return not self._queue.empty()
+
+    async def run(self) -> None:
+        """Drain every `flush_seconds` on the event loop, yielding between big batches."""
+        while True:
+            await asyncio.sleep(self.flush_seconds)
+            while self.drain(DRAIN_RECORDS):
+                await asyncio.sleep(0)
+
     def close(self, timeout: float = 10.0) -> None:
-        """Write everything queued, then stop the writer thread."""
+        """Write everything recorded, then stop the writer thread."""
         if self._closed:
             return
         self._closed = True
-        self._stopping.set()
-        self._queue.put(_STOP)  # wakes a writer waiting for its first record
+        self.drain()
+        self._lines.put(_STOP)
         self._thread.join(timeout)
 
     # ------------------------------------------------------------------ the writer thread
     def _run(self) -> None:
-        # Sleep until a record comes, let those of the next `flush_seconds` join it, and
-        # write them in one go: waking per request would cost a thread switch and a write
-        # call for each, and waking on a clock costs an idle service its sleep. The wait is
-        # short because the writer holds the interpreter lock while it encodes: a batch of
-        # 0.5 s of traffic (about a thousand requests on a small machine) doubled the p99
-        # latency of the requests answered meanwhile; a batch of 10 ms barely shows.
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            batch: list[tuple] = []
-            if first is _STOP:
-                stopping = True
-            else:
-                batch.append(first)
-                stopping = self._stopping.wait(self.flush_seconds)
-            try:
-                while True:
-                    item = self._queue.get_nowait()
-                    if item is _STOP:
-                        stopping = True
-                    else:
-                        batch.append(item)
-            except queue.Empty:
-                pass
-            if batch:
-                self._write(batch)
-                self._recent.extend(batch)
+        while (lines := self._lines.get()) is not _STOP:
+            self._write(lines)
+            self._finished += len(lines)
         if self._file is not None:
             self._file.close()
 
-    def _write(self, batch: list[tuple]) -> None:
-        lines = []
-        for count, item in enumerate(batch, 1):
-            if count % YIELD_EVERY == 0:
-                # Give the GIL back: the event loop would otherwise wait up to the 5 ms switch
-                # interval for it each time it makes a system call while this thread encodes.
-                time.sleep(0)
-            try:
-                lines += request_lines(*item)
-            except (TypeError, ValueError) as error:  # a value JSON cannot hold: skip the request
-                log.warning("prediction log: request %s not logged: %s", item[1], error)
-                self.on_drop("encode_error", len(item[4]))
+    def _write(self, lines: list[bytes]) -> None:
         written = 0
         try:
-            for line in lines:
+            total = sum(map(len, lines))
+            if self._file is not None and self._size + total <= self.max_bytes:
+                self._file.write(b"".join(lines))  # the usual case: one call, no rotation
+                self._size += total
+                written = len(lines)
+            for line in lines[written:]:
                 self._current(len(line)).write(line)
                 self._size += len(line)
                 written += 1
