@@ -48,3 +48,26 @@ def test_serve_parses_http_with_httptools():
     config = Config(app, log_config=None)  # serve leaves `http` to uvicorn's choice
     config.load()
     assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
+
+
+def test_serve_runs_on_asyncio_with_start_up_left_out_of_collections(trained, monkeypatch):
+    """`serve` asks uvicorn for asyncio, even where uvloop is installed (libuv accepts one
+    connection per pass of the loop: new connections wait under load), and leaves what
+    start-up loaded out of the garbage collector's scans."""
+    import gc
+
+    import uvicorn
+
+    from customer_churn.cli.serving import serve
+
+    ran = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: ran.update(options, app=app))
+    monkeypatch.setattr("customer_churn.service.logs.configure_logging", lambda _: None)
+    threshold = gc.get_threshold()
+    try:
+        serve(host=None, port=None, model_uri=str(trained.export_dir))
+        assert ran["loop"] == "asyncio" and ran["access_log"] is False
+        assert gc.get_freeze_count() > 0 and gc.get_threshold()[0] == 10_000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

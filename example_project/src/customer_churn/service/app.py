@@ -74,10 +74,10 @@ class Service(FastAPI):
     """FastAPI with the request guard and the fast path of /predict in front of it.
 
     Every request meets `front` first (see `front_of`); what the fast path does not answer
-    goes on to FastAPI's own handling. A valid prediction so skips FastAPI's per-request
-    work around the router: its telemetry check (environment and provider lookups), its
-    error and body-limit middleware and Starlette's entry, about 6 us of a request measured
-    in the served process. (FastAPI's native OpenTelemetry spans, when a provider is set up,
+    goes on to FastAPI's own handling. So a valid prediction skips FastAPI's per-request work
+    around the router: its telemetry check (environment and provider lookups), its error and
+    body-limit middleware and Starlette's entry, about 6 us of a request measured in the
+    served process. (FastAPI's native OpenTelemetry spans, when a provider is set up,
     then cover the other requests only.)
     """
 
@@ -122,10 +122,10 @@ def front_of(
 def lifespan(
     models: ModelHolder, scorer: Scorer, background: list[Callable[[], Coroutine]]
 ) -> Callable:
-    """What runs while the service does: the prediction log (its writer thread and its
-    encoding on the loop) and the rollout's workers, the models that load in the background,
-    and the `background` tasks (the load shedder's
-    heartbeat, the access log's writer, the dashboard's timeline)."""
+    """What runs while the service does: the prediction log (its encoding on the loop and
+    its writer thread), the rollout's workers, the models that load in the background, and
+    the `background` tasks (the load shedder's heartbeat, the access log's writer,
+    the dashboard's timeline)."""
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
