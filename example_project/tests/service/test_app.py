@@ -59,10 +59,11 @@ def test_serve_runs_on_asyncio_with_start_up_left_out_of_collections(trained, mo
     import uvicorn
 
     from customer_churn.cli.serving import serve
+    from customer_churn.service import logs
 
     ran = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: ran.update(options, app=app))
-    monkeypatch.setattr("customer_churn.service.logs.configure_logging", lambda _: None)
+    monkeypatch.setattr(logs, "configure_logging", lambda _: None)
     threshold = gc.get_threshold()
     try:
         serve(host=None, port=None, model_uri=str(trained.export_dir))
