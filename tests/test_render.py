@@ -17,7 +17,7 @@ from harness import tool
 MODULES = {
     "": ["__init__", "__main__", "card", "contract", "errors", "features", "fields", "model",
          "sampling", "settings", "synthetic"],
-    "data": ["__init__", "contract_file", "infer", "ingest", "validate"],
+    "data": ["__init__", "contract_file", "files", "infer", "ingest", "validate"],
     "modeling": ["__init__", "baseline", "evaluate", "explain", "fit", "model_card", "segments"],
     "registry": ["__init__", "artifact", "cache", "champions", "export", "profile", "promote",
                  "receipt", "store", "tracking"],
