@@ -1,11 +1,13 @@
 """The example-data generator, file input/output and the split."""
 
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from customer_churn.contract import CONTRACT
+from customer_churn.data.files import write_text
 from customer_churn.data.ingest import load_table, split, write_table
 from customer_churn.data.validate import validate
 from customer_churn.errors import DataError
@@ -101,3 +103,16 @@ def test_split_is_seeded_and_disjoint():
     target = CONTRACT.target.name
     shares = [part[target].value_counts(normalize=True) for part in (train, test)]
     assert shares[0].sub(shares[1], fill_value=0).abs().max() < 0.02, "the split is stratified"
+
+
+def test_files_are_written_whole_with_the_usual_mode(tmp_path):
+    """A temporary file is made 0600: what replaces the target must get the mode the umask
+    gives any new file, as the contract, reports and tables are read by others too."""
+    previous = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "notes" / "café.txt", "déjà vu\n")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert path.read_text(encoding="utf-8") == "déjà vu\n"
+    assert [p.name for p in path.parent.iterdir()] == ["café.txt"], "no temporary file is left"

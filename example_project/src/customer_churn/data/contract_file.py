@@ -2,14 +2,13 @@
 and the guard that keeps a contract someone edited from being replaced."""
 
 import hashlib
-import os
 import re
-import tempfile
 import textwrap
 from pathlib import Path
 
 from ..errors import DataError
 from ..fields import Categorical, Numeric
+from .files import write_text
 from .infer import MARGIN, Draft
 
 LINE_LENGTH = 100
@@ -123,20 +122,11 @@ def is_replaceable(text: str) -> bool:
 
 
 def write(text: str, path: Path, force: bool = False) -> Path:
-    """Write `text` to `path` through a temporary file and a rename; refuse to replace an
-    edited contract unless `force`."""
+    """Write `text` to `path` whole or not at all; refuse to replace an edited contract
+    unless `force`."""
     if path.is_file() and not force and not is_replaceable(path.read_text()):
         raise DataError(
             f"{path} has been edited since it was written: pass --force to replace it "
             "(commit it first to keep your edits)"
         )
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, text)

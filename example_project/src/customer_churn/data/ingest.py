@@ -1,15 +1,12 @@
 """Reading and writing tables (CSV or Parquet), atomically, and the seeded train/test split."""
 
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
 from ..contract import CONTRACT
 from ..errors import DataError
+from .files import replacing
 
 SUFFIXES = (".csv", ".parquet")
 
@@ -17,12 +14,6 @@ SUFFIXES = (".csv", ".parquet")
 def _check_suffix(path: Path) -> None:
     if path.suffix.lower() not in SUFFIXES:
         raise DataError(f"{path}: unsupported file type '{path.suffix}', expected .csv or .parquet")
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def load_table(path: str | Path) -> pd.DataFrame:
@@ -40,22 +31,6 @@ def load_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-@contextmanager
-def replacing(path: Path) -> Iterator[str]:
-    """A temporary file beside `path` to write to; it replaces `path` in one rename when the
-    block ends, or is removed when the block fails: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        yield temporary
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write CSV or Parquet whole or not at all (see `replacing`)."""
     path = Path(path)
@@ -65,13 +40,6 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
             frame.to_csv(temporary, index=False)
         else:
             frame.to_parquet(temporary, index=False)
-    return path
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write text (UTF-8) whole or not at all (see `replacing`)."""
-    with replacing(path) as temporary:
-        Path(temporary).write_text(text, encoding="utf-8")
     return path
 
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..contract import CONTRACT
-from ..data.ingest import write_text
+from ..data.files import write_text
 from ..errors import ProjectError
 from ..features import build_pipeline, features_of
 from ..model import PARAMS, build_estimator, search_space

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ..contract import CONTRACT
-from ..data.ingest import write_text
+from ..data.files import write_text
 from ..errors import DataError
 from ..registry.artifact import MANIFEST, REFERENCE_FILE, REGISTRY_SCHEMES
 from ..service.prediction_log import read_log

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..data.ingest import write_text
+from ..data.files import write_text
 from .distributions import MISSING
 
 STYLE = """<style>
