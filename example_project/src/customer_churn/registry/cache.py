@@ -10,6 +10,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from ..data.files import write_text
 from ..settings import Settings
 from .artifact import MANIFEST
 
@@ -49,9 +50,7 @@ def store(incoming: Path) -> Path:
     else:
         shutil.rmtree(folder, ignore_errors=True)
         incoming.rename(folder)
-    pointer = cache / f".{CURRENT}-{uuid.uuid4().hex}"
-    pointer.write_text(folder.name)
-    pointer.replace(cache / CURRENT)  # atomic: a reader sees the old version or the new one
+    write_text(cache / CURRENT, folder.name)  # a reader sees the old version or the new one
     others = sorted(
         (path for path in cache.glob("version-*") if path != folder),
         key=lambda path: path.stat().st_mtime,

@@ -56,8 +56,8 @@ class AccessLog:
     batches: the logging module's record and formatter cost ~30 us a line on a small machine,
     and a write call per line as much again, a sizeable share of a 1 ms request. orjson
     encodes a line in 0.2 us, the standard library's encoder in 2.7 us. `run()` writes what
-    is pending every `flush_seconds` (and when it stops); like nginx's buffered
-    access log, a killed process loses at most that much. Text lines go through logging.
+    is pending every `flush_seconds` (and when it stops); like nginx's buffered access log, a
+    killed process loses at most that much. Text lines go through logging.
     """
 
     def __init__(self, log_format: str, flush_seconds: float = 0.05, max_pending: int = 512):

@@ -148,11 +148,12 @@ class PredictionLog:
                     continue
                 items.append(item)
             self._recent.extend(items)
-            if self._handed - self._finished + len(lines) > self.max_queue:  # a slow disk
-                self.on_drop("queue_full", len(lines))
-            elif lines:
-                self._handed += len(lines)
-                self._lines.put(lines)
+            if lines:
+                if self._handed - self._finished + len(lines) > self.max_queue:  # a slow disk
+                    self.on_drop("queue_full", len(lines))
+                else:
+                    self._handed += len(lines)
+                    self._lines.put(lines)
             return not self._queue.empty()
 
     async def run(self) -> None:
