@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
+    # The event loop: "uvloop" (the `uvloop` group) answers about 8% more requests/s to
+    # clients that keep their connections open (a proxy, an ingress), but it accepts one new
+    # connection per pass of the loop: at twice the capacity, new connections waited seconds,
+    # unseen by the load shedding. "asyncio" accepts every waiting connection at once.
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     # Overload and time limits: shed requests (503, Retry-After) when work waits more than
     # `max_queue_delay_ms` to start; refuse connections beyond `max_connections` (uvicorn's
     # limit); give up on a request after `request_timeout` seconds (504); on SIGTERM, finish

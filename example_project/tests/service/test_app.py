@@ -1,7 +1,15 @@
 """The app as assembled: what its middleware lets through, and what its start imports."""
 
+import json
+import signal
 import subprocess
 import sys
+import urllib.request
+
+import pytest
+
+from customer_churn.service.app import example_record
+from customer_churn.settings import ENV_PREFIX
 
 
 def test_cors_is_closed_by_default(client):
@@ -50,10 +58,13 @@ def test_serve_parses_http_with_httptools():
     assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
 
 
-def test_serve_runs_on_asyncio_with_start_up_left_out_of_collections(trained, monkeypatch):
-    """`serve` asks uvicorn for asyncio, even where uvloop is installed (libuv accepts one
-    connection per pass of the loop: new connections wait under load), and leaves what
-    start-up loaded out of the garbage collector's scans."""
+@pytest.mark.parametrize("event_loop", [None, "uvloop"])
+def test_serve_runs_on_the_loop_asked_for_with_start_up_left_out_of_collections(
+    trained, monkeypatch, event_loop
+):
+    """`serve` asks uvicorn for asyncio unless the settings say uvloop, even where uvloop is
+    installed (libuv accepts one connection per pass of the loop: new connections wait under
+    load), and leaves what start-up loaded out of the garbage collector's scans."""
     import gc
 
     import uvicorn
@@ -61,14 +72,55 @@ def test_serve_runs_on_asyncio_with_start_up_left_out_of_collections(trained, mo
     from customer_churn.cli.serving import serve
     from customer_churn.service import logs
 
+    if event_loop:
+        monkeypatch.setenv(f"{ENV_PREFIX}EVENT_LOOP", event_loop)
     ran = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: ran.update(options, app=app))
     monkeypatch.setattr(logs, "configure_logging", lambda _: None)
     threshold = gc.get_threshold()
     try:
         serve(host=None, port=None, model_uri=str(trained.export_dir))
-        assert ran["loop"] == "asyncio" and ran["access_log"] is False
+        assert ran["loop"] == (event_loop or "asyncio") and ran["access_log"] is False
         assert gc.get_freeze_count() > 0 and gc.get_threshold()[0] == 10_000
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+def test_serve_on_uvloop_without_it_installed_says_so(trained, monkeypatch, capsys):
+    import importlib.util
+
+    import typer
+    import uvicorn
+
+    from customer_churn.cli.serving import serve
+
+    monkeypatch.setenv(f"{ENV_PREFIX}EVENT_LOOP", "uvloop")
+    find_spec = importlib.util.find_spec
+    hidden = lambda name, *rest: None if name == "uvloop" else find_spec(name, *rest)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", hidden)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the service started"))
+    with pytest.raises(typer.Exit) as exited:
+        serve(host=None, port=None, model_uri=str(trained.export_dir))
+    assert exited.value.exit_code == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"{ENV_PREFIX}EVENT_LOOP is uvloop, but uvloop is not installed" in message
+
+
+def test_the_service_answers_on_uvloop_and_logs_what_it_answered(trained, tmp_path):
+    """The whole service on uvloop, in its own process: the prediction log's encoder and the
+    load shedder's heartbeat run on that loop's clock."""
+    from customer_churn.service.prediction_log import read_log
+    from tests.load.loadtest import Service
+
+    service = Service(str(trained.export_dir), tmp_path, event_loop="uvloop")
+    with service:
+        body = json.dumps(example_record()).encode()
+        headers = {"content-type": "application/json", "x-request-id": "on-uvloop"}
+        url = f"http://127.0.0.1:{service.port}/predict"
+        with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=10) as r:
+            answer = json.loads(r.read())
+    assert answer["request_id"] == "on-uvloop" and len(answer["predictions"]) == 1
+    assert service.process.returncode in (0, -signal.SIGTERM)
+    logged, unreadable = read_log(tmp_path / "predictions")
+    assert unreadable == 0 and [r["request_id"] for r in logged] == ["on-uvloop"]

@@ -1,10 +1,12 @@
 """The `serve` command: the prediction service over HTTP; `smoke`: check a running one."""
 
 import gc
+import importlib.util
 from typing import Annotated
 
 import typer
 
+from ..settings import ENV_PREFIX
 from .shared import console, load_settings
 
 
@@ -24,6 +26,12 @@ def serve(
     settings = load_settings()
     if model_uri:
         settings = settings.model_copy(update={"model_uri": model_uri})
+    if settings.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        console.print(
+            f"[red]error:[/] {ENV_PREFIX}EVENT_LOOP is uvloop, but uvloop is not installed: "
+            "add it with `uv sync --group uvloop`"
+        )
+        raise typer.Exit(2)
     configure_logging(settings.log_format)
     # Fail here, clearly, before binding a port; a registry URI pulled before is served at once.
     model = load(settings.model_source, settings, use_cache=True)
@@ -34,10 +42,11 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,
-        # Not uvloop, even when installed: libuv accepts one connection per pass of the loop,
-        # so at twice the capacity a new connection waited ~5 s for its first answer (asyncio
-        # accepts every pending one: 70 ms at p99), and load shedding cannot see them wait.
-        loop="asyncio",
+        # asyncio unless the settings ask for uvloop, even where it is installed: libuv accepts
+        # one connection per pass of the loop, so at twice the capacity a new connection waited
+        # ~5 s for its first answer (asyncio accepts every pending one: 70 ms at p99), and load
+        # shedding cannot see them wait.
+        loop=settings.event_loop,
         access_log=False,  # the service writes its own access log, with request ids
         limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=settings.shutdown_timeout,
