@@ -48,8 +48,8 @@ TARGETS = {
     "throughput vs bare endpoint": ">= 0.9x",
     "on uvloop: throughput vs bare endpoint": ">= 0.9x",
     "default vs bare endpoint on uvloop": "(see `serve`)",
-    "p99 latency": "<= 10 ms",
-    "resident memory": "<= 150 MB",
+    "p99 latency": "<= 5 ms",
+    "resident memory": "<= 120 MB",
     "ready": "<= 2 s",
     "batch of 1,000 per record vs single": ">= 50x faster",
 }
