@@ -2,8 +2,16 @@
 
 import filecmp
 import re
+from pathlib import Path
 
 from harness import ANSWERS_FILE, EXAMPLE, PROVENANCE_KEYS, read_answers, render
+
+ROOT = Path(__file__).resolve().parent.parent
+# A file the repository's docs name in a code span: in the repository, or (a path of a
+# rendered project) in example_project/, the default rendering.
+NAMED_PATH = re.compile(
+    r"`((?:src|tests|deploy|docs|template|benchmarks|example_project|presets)/[^`\s<*{$]+)`"
+)
 
 PROVENANCE = re.compile(rf"(?m)^({'|'.join(PROVENANCE_KEYS)}): .*\n")
 
@@ -30,3 +38,13 @@ def test_example_answers_are_the_defaults():
     assert answers["problem_type"] == "classification"
     assert answers["package_name"] == "customer_churn"
     assert answers["_src_path"] == ".."
+
+
+def test_the_docs_name_only_files_there_are():
+    missing = [
+        f"{doc.relative_to(ROOT)}: {named}"
+        for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+        for named in NAMED_PATH.findall(doc.read_text())
+        if not any((where / named.split("::")[0]).exists() for where in (ROOT, EXAMPLE))
+    ]
+    assert not missing, missing

@@ -141,6 +141,24 @@ def expected_files(answers: dict) -> set[str]:
     return files
 
 
+# A file the docs of a rendering name in a code span: from the project's root, or a module
+# from the package's folder (the module map).
+NAMED_PATH = re.compile(r"`((?:src|tests|deploy|docs)/[^`\s<*{$]+|[a-z_]+/[a-z_/]+\.py)`")
+
+
+def test_the_docs_name_only_files_the_project_has(name, rendered, answers_of):
+    project = rendered(name)
+    package = project / "src" / answers_of(name)["package_name"]
+    missing = []
+    for doc in [project / "README.md", *sorted((project / "docs").rglob("*.md"))]:
+        for named in NAMED_PATH.findall(doc.read_text()):
+            path = named.split("::")[0]
+            from_root = path.split("/")[0] in {"src", "tests", "deploy", "docs"}
+            if not ((project if from_root else package) / path).exists():
+                missing.append(f"{doc.relative_to(project)}: {named}")
+    assert not missing, missing
+
+
 def test_file_set_follows_the_answers(name, rendered, answers_of):
     project = rendered(name)
     actual = {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
