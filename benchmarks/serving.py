@@ -258,15 +258,6 @@ def print_families(rows: list[tuple[Result, str]]) -> None:
         )
 
 
-def settings_of(name: str, package: str) -> dict[str, str]:
-    """The environment that gives a row of ours its settings."""
-    prefix = f"{package.upper()}_"
-    return {
-        **({f"{prefix}ACCESS_LOG": "false"} if "log off" in name else {}),
-        **({f"{prefix}EVENT_LOOP": "uvloop"} if name == "ours, uvloop" else {}),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds of load per server")
@@ -311,21 +302,22 @@ def main() -> None:
     print(
         f"==> load: wrk, {args.connections} connections, {args.duration} s per server", flush=True
     )
-    for name, command, health, body in (
-        # The export of the registered version: what `pull` would fetch, without the pull's
-        # MLflow import (a separate process, ~10 s here) counted as the service's start-up.
-        ("ours", [str(bin_dir / package), "serve", "--model-uri", "models/model",
-                  "--port", "{port}"], "/ready", record),
-        ("ours, access log off", [str(bin_dir / package), "serve", "--model-uri", "models/model",
-                                  "--port", "{port}"], "/ready", record),
-        ("ours, uvloop", [str(bin_dir / package), "serve", "--model-uri", "models/model",
-                          "--port", "{port}"], "/ready", record),
+    # The export of the registered version: what `pull` would fetch, without the pull's MLflow
+    # import (a separate process, ~10 s here) counted as the service's start-up.
+    serve_ours = [str(bin_dir / package), "serve", "--model-uri", "models/model",
+                  "--port", "{port}"]  # fmt: skip
+    prefix = f"{package.upper()}_"
+    for name, command, health, body, settings in (
+        ("ours", serve_ours, "/ready", record, {}),
+        ("ours, access log off", serve_ours, "/ready", record, {f"{prefix}ACCESS_LOG": "false"}),
+        ("ours, uvloop", serve_ours, "/ready", record, {f"{prefix}EVENT_LOOP": "uvloop"}),
         (
             "mlflow models serve",
             [str(bin_dir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local",
              "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"],
             "/health",
             {"dataframe_records": [record]},
+            {},
         ),
         (
             "DataFrame per request",
@@ -333,6 +325,7 @@ def main() -> None:
              "--no-access-log"],
             "/health",
             record,
+            {},
         ),
         (
             "bare (validate only)",
@@ -340,6 +333,7 @@ def main() -> None:
              "--no-access-log", "--loop", "asyncio"],
             "/health",
             record,
+            {},
         ),
         # The fastest stack uvicorn has: uvloop beside httptools. Ours runs on it only when
         # asked (see `serve`: libuv accepts one connection per pass of the loop, so under
@@ -350,6 +344,7 @@ def main() -> None:
              "--no-access-log", "--loop", "uvloop"],
             "/health",
             record,
+            {},
         ),
     ):  # fmt: skip
         port = free_port()
@@ -359,7 +354,7 @@ def main() -> None:
             measure(
                 name,
                 command,
-                env_run | settings_of(name, package),
+                env_run | settings,
                 project,
                 f"http://127.0.0.1:{port}{health}",
                 f"http://127.0.0.1:{port}{path}",
@@ -371,7 +366,7 @@ def main() -> None:
 
     port = free_port()
     server = subprocess.Popen(
-        [str(bin_dir / package), "serve", "--model-uri", "models/model", "--port", str(port)],
+        [part.replace("{port}", str(port)) for part in serve_ours],
         cwd=project, env=env_run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
