@@ -90,19 +90,20 @@ def test_serve_runs_on_the_loop_asked_for_with_start_up_left_out_of_collections(
 def test_serve_on_uvloop_without_it_installed_says_so(trained, monkeypatch, capsys):
     import importlib.util
 
-    import typer
     import uvicorn
 
-    from customer_churn.cli.serving import serve
+    from customer_churn.cli import main
 
     monkeypatch.setenv(f"{ENV_PREFIX}EVENT_LOOP", "uvloop")
+    command = ["serve", "--model-uri", str(trained.export_dir)]
+    monkeypatch.setattr(sys, "argv", ["customer_churn", *command])
     find_spec = importlib.util.find_spec
     hidden = lambda name, *rest: None if name == "uvloop" else find_spec(name, *rest)  # noqa: E731
     monkeypatch.setattr(importlib.util, "find_spec", hidden)
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the service started"))
-    with pytest.raises(typer.Exit) as exited:
-        serve(host=None, port=None, model_uri=str(trained.export_dir))
-    assert exited.value.exit_code == 2
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
     message = " ".join(capsys.readouterr().err.split())
     assert f"{ENV_PREFIX}EVENT_LOOP is uvloop, but uvloop is not installed" in message
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import ProjectError
 from ..settings import ENV_PREFIX
 from .shared import console, load_settings
 
@@ -27,11 +28,10 @@ def serve(
     if model_uri:
         settings = settings.model_copy(update={"model_uri": model_uri})
     if settings.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        console.print(
-            f"[red]error:[/] {ENV_PREFIX}EVENT_LOOP is uvloop, but uvloop is not installed: "
+        raise ProjectError(
+            f"{ENV_PREFIX}EVENT_LOOP is uvloop, but uvloop is not installed: "
             "add it with `uv sync --group uvloop`"
         )
-        raise typer.Exit(2)
     configure_logging(settings.log_format)
     # Fail here, clearly, before binding a port; a registry URI pulled before is served at once.
     model = load(settings.model_source, settings, use_cache=True)
